@@ -1,0 +1,52 @@
+# The workbench's whole set-up is `make lab` (explore) and `make test` (prove).
+# Both create .venv from the exact pins in requirements.txt the first time and reuse it afterwards;
+# the environment is rebuilt only when requirements.txt or pyproject.toml change.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.lab-installed
+KERNEL := agentcore-longrun-lab
+# CI (and `make run`) executes every lesson with the same code paths, 50x faster than paced for reading.
+CI_TIME_SCALE ?= 0.02
+LAB_JUPYTER_PORT ?= 8888
+
+.PHONY: lab test run bench doctor kernel clean
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
+	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (agentcore-longrun-lab)" > /dev/null
+	@touch $@
+
+## lab: set up, then serve JupyterLab on notebooks/ at http://127.0.0.1:$(LAB_JUPYTER_PORT)
+lab: $(STAMP)
+	@$(BIN)/python -m lab_helpers doctor || true
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir notebooks --no-browser
+
+## test: set up, then every test and every notebook (papermill and nbval), at CI time scale
+test: $(STAMP)
+	LAB_HEADLESS=1 LAB_TIME_SCALE=$(CI_TIME_SCALE) $(BIN)/python -m pytest tests notebooks --nbval-lax
+
+## run: execute every notebook headless into build/executed/ and print one line per notebook
+run: $(STAMP)
+	$(BIN)/python -m lab_helpers run --time-scale $(CI_TIME_SCALE)
+
+## bench: print the benchmark figures (bench/*.py)
+bench: $(STAMP)
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+## doctor: versions, mode, credentials and what runs locally
+doctor: $(STAMP)
+	$(BIN)/python -m lab_helpers doctor
+
+## kernel: register the kernel for a JupyterLab you already run (SageMaker): it appears as "Python (agentcore-longrun-lab)"
+kernel: $(STAMP)
+	$(BIN)/python -m ipykernel install --user --name $(KERNEL) --display-name "Python (agentcore-longrun-lab)"
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,136 @@
+"""One settings object for the whole workbench, read from the environment.
+
+Every notebook, server and test reads its knobs here, so that one variable (say
+``LAB_TIME_SCALE=0.02`` in CI) changes the lesson everywhere at once: in the
+kernel and in every server the kernel launches (they inherit :meth:`Settings.as_env`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Mapping
+
+Mode = Literal["local", "aws"]
+
+#: The repository root (``lab_helpers/`` lives directly below it).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Largest time scale accepted: 100x slower than real pacing is already absurd.
+MAX_TIME_SCALE = 100.0
+
+
+class ConfigError(ValueError):
+    """A setting in the environment has a value the workbench cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the workbench runs against and how fast.
+
+    ``time_scale`` multiplies every pause in the lessons (epoch pacing, heartbeat
+    intervals): 1.0 paces a lesson for a person reading along, 0.02 runs the same
+    code path in seconds under CI, 0 removes pacing entirely (benchmarks).
+    """
+
+    mode: Mode = "local"
+    region: str = "us-east-1"
+    time_scale: float = 1.0
+    host: str = "127.0.0.1"
+    jupyter_port: int = 8888
+    max_epochs: int = 1000
+    artifacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "artifacts")
+    logs_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "logs")
+    headless: bool = False
+
+    def as_env(self) -> dict[str, str]:
+        """The environment variables that reproduce these settings in a child process."""
+        return {
+            "LAB_MODE": self.mode,
+            "AWS_REGION": self.region,
+            "LAB_TIME_SCALE": repr(self.time_scale),
+            "LAB_HOST": self.host,
+            "LAB_JUPYTER_PORT": str(self.jupyter_port),
+            "LAB_MAX_EPOCHS": str(self.max_epochs),
+            "LAB_ARTIFACTS_DIR": str(self.artifacts_dir),
+            "LAB_LOGS_DIR": str(self.logs_dir),
+            "LAB_HEADLESS": "1" if self.headless else "0",
+        }
+
+    def scaled(self, seconds: float) -> float:
+        """A lesson duration in real seconds at this time scale."""
+        return seconds * self.time_scale
+
+
+def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not low <= value <= high:  # also rejects nan
+        raise ConfigError(f"{name} must be between {low:g} and {high:g}, got {raw!r}")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    value = _number(env, name, default, 1, 65535)
+    if value != int(value):
+        raise ConfigError(f"{name} must be a whole port number, got {env[name]!r}")
+    return int(value)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {env[name]!r}")
+
+
+def _in_notebook_frontend() -> bool:
+    """True inside a Jupyter kernel, where widgets can render; False in scripts and tests."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read the settings from ``env`` (default: ``os.environ``), then apply ``overrides``.
+
+    Overrides whose value is ``None`` are ignored, so a notebook can pass its
+    papermill parameters straight through (``load(time_scale=time_scale)``).
+    Bad values raise :class:`ConfigError` naming the variable and the value.
+    """
+    env = os.environ if env is None else env
+    mode = env.get("LAB_MODE", "local").strip().lower() or "local"
+    if mode not in ("local", "aws"):
+        raise ConfigError(f"LAB_MODE must be 'local' or 'aws', got {env['LAB_MODE']!r}")
+    settings = Settings(
+        mode=mode,  # type: ignore[arg-type]
+        region=(env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1").strip(),
+        time_scale=_number(env, "LAB_TIME_SCALE", 1.0, 0.0, MAX_TIME_SCALE),
+        host=env.get("LAB_HOST", "").strip() or "127.0.0.1",
+        jupyter_port=_port(env, "LAB_JUPYTER_PORT", 8888),
+        max_epochs=int(_number(env, "LAB_MAX_EPOCHS", 1000, 1, 1_000_000)),
+        artifacts_dir=Path(env.get("LAB_ARTIFACTS_DIR") or REPO_ROOT / "build" / "artifacts"),
+        logs_dir=Path(env.get("LAB_LOGS_DIR") or REPO_ROOT / "build" / "logs"),
+        headless=_flag(env, "LAB_HEADLESS") or not _in_notebook_frontend(),
+    )
+    overrides = {key: value for key, value in overrides.items() if value is not None}
+    if "time_scale" in overrides:
+        scale = float(overrides["time_scale"])  # type: ignore[arg-type]
+        if not 0.0 <= scale <= MAX_TIME_SCALE:
+            raise ConfigError(f"time_scale must be between 0 and {MAX_TIME_SCALE:g}, got {scale!r}")
+        overrides["time_scale"] = scale
+    for key in ("artifacts_dir", "logs_dir"):
+        if key in overrides:
+            overrides[key] = Path(overrides[key])  # type: ignore[arg-type]
+    return replace(settings, **overrides)  # type: ignore[arg-type]

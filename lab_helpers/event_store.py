@@ -1,0 +1,70 @@
+"""An in-memory event store, so a dropped SSE stream can be resumed with ``Last-Event-ID``.
+
+mcp 2.x defines the :class:`~mcp.server.streamable_http.EventStore` interface but ships
+no implementation. With a store configured, every message the server sends on a
+stream gets an event id; a client whose connection drops reconnects with a GET
+carrying the last id it saw, and the server replays everything after it.
+
+Memory is bounded: each stream keeps its newest ``max_events_per_stream`` events and
+only the newest ``max_streams`` streams are kept. That is plenty for a lesson and
+keeps a long-lived server from growing without limit; a production server would
+keep events in Redis or similar so that any replica can replay them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import OrderedDict, deque
+
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp.types import JSONRPCMessage
+
+
+class InMemoryEventStore(EventStore):
+    """Keeps recent events per stream in process memory; lost when the server restarts."""
+
+    def __init__(self, max_events_per_stream: int = 10_000, max_streams: int = 1_000) -> None:
+        if max_events_per_stream < 1 or max_streams < 1:
+            raise ValueError("max_events_per_stream and max_streams must be at least 1")
+        self._max_events = max_events_per_stream
+        self._max_streams = max_streams
+        self._counter = itertools.count(1)
+        # stream id -> events in order, as (event id, message or None for a priming event)
+        self._streams: OrderedDict[StreamId, deque[tuple[EventId, JSONRPCMessage | None]]] = OrderedDict()
+        self._stream_of: dict[EventId, StreamId] = {}
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        """Give the message an id (increasing, so ids order events) and remember it."""
+        event_id = str(next(self._counter))
+        events = self._streams.get(stream_id)
+        if events is None:
+            events = self._streams[stream_id] = deque()
+            while len(self._streams) > self._max_streams:
+                _, dropped = self._streams.popitem(last=False)
+                for old_id, _ in dropped:
+                    self._stream_of.pop(old_id, None)
+        if len(events) == self._max_events:
+            old_id, _ = events.popleft()
+            self._stream_of.pop(old_id, None)
+        events.append((event_id, message))
+        self._stream_of[event_id] = stream_id
+        return event_id
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        """Send every stored event of the same stream that came after ``last_event_id``.
+
+        Returns None for an id this store does not know (never issued, or already
+        evicted): the transport then tells the client the stream cannot be resumed.
+        """
+        stream_id = self._stream_of.get(last_event_id)
+        if stream_id is None:
+            return None
+        after = int(last_event_id)
+        for event_id, message in list(self._streams[stream_id]):
+            if int(event_id) > after and message is not None:
+                await send_callback(EventMessage(message, event_id))
+        return stream_id
+
+    def event_count(self) -> int:
+        """How many events are held now (for tests and the lesson's curiosity)."""
+        return sum(len(events) for events in self._streams.values())

@@ -1,0 +1,105 @@
+"""Open an MCP client session the way the lessons need it, in one line.
+
+The notebooks use the standard client pieces (``streamable_http_client`` plus
+``ClientSession`` on the 2025-11-25 handshake, which is what Strands' MCPClient
+speaks) and only need to vary two things: the *idle* read timeout of the HTTP
+stream, which is what kills a silent long call, and the callbacks that see the
+server's notifications. :class:`NotificationCounter` counts what actually arrived,
+so a lesson can assert "zero progress notifications" instead of claiming it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import anyio
+import httpx2
+from mcp import ClientSession
+from mcp.client.session import IncomingMessage, LoggingFnT
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
+from mcp.types import LoggingMessageNotification, ProgressNotification
+
+
+class NotificationCounter:
+    """A ``message_handler`` that counts every server notification by kind.
+
+    ``ClientSession`` passes every notification (and transport errors) to its
+    ``message_handler``, whether or not a progress callback was registered, so
+    this sees what really came over the wire.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.errors: list[Exception] = []
+        self._lock = threading.Lock()
+
+    async def __call__(self, message: IncomingMessage) -> None:
+        with self._lock:
+            if isinstance(message, Exception):
+                self.errors.append(message)
+            elif isinstance(message, ProgressNotification):
+                self.counts["progress"] += 1
+            elif isinstance(message, LoggingMessageNotification):
+                self.counts["log"] += 1
+            else:
+                self.counts[type(message).__name__] += 1
+
+    @property
+    def progress(self) -> int:
+        return self.counts["progress"]
+
+    @property
+    def logs(self) -> int:
+        return self.counts["log"]
+
+
+@asynccontextmanager
+async def open_session(
+    url: str,
+    *,
+    idle_timeout: float = MCP_DEFAULT_SSE_READ_TIMEOUT,
+    headers: Mapping[str, str] | None = None,
+    logging_callback: LoggingFnT | None = None,
+    message_handler: NotificationCounter | None = None,
+) -> AsyncIterator[ClientSession]:
+    """An initialized ``ClientSession`` on ``url``; closed (and its HTTP client too) on exit.
+
+    ``idle_timeout`` is the longest silence tolerated on a response stream: the
+    HTTP read timeout. A long call on which the server says nothing for longer
+    fails, which is the problem notebook 01 starts from.
+    """
+    if not idle_timeout > 0:
+        raise ValueError(f"idle_timeout must be positive seconds, got {idle_timeout!r}")
+    timeout = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=idle_timeout)
+    try:
+        async with httpx2.AsyncClient(timeout=timeout, headers=dict(headers or {}), follow_redirects=True) as http:
+            async with streamable_http_client(url, http_client=http) as (read, write):
+                async with ClientSession(
+                    read, write, logging_callback=logging_callback, message_handler=message_handler
+                ) as session:
+                    await session.initialize()
+                    yield session
+    except BaseExceptionGroup as group:
+        # The transport's task groups wrap whatever the caller's block raised; hand
+        # back the one real error (an MCPError, say) so `except MCPError` works.
+        leaf = _single_error(group)
+        if leaf is None:
+            raise
+        raise leaf from None
+
+
+def _single_error(group: BaseExceptionGroup) -> BaseException | None:
+    """The only non-cancellation exception inside ``group`` (however nested), else None."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop()
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        elif not isinstance(error, (anyio.get_cancelled_exc_class(), GeneratorExit)):
+            leaves.append(error)
+    return leaves[0] if len(leaves) == 1 else None

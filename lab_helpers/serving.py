@@ -1,0 +1,111 @@
+"""How every MCP server in ``servers/`` is built and served.
+
+Two things here fix behaviour of the stock mcp 2.x server that would otherwise
+bite attendees:
+
+* :class:`LabMCPServer` rejects tool arguments the tool does not declare. The
+  stock server silently ignores them, so a typo such as ``epoch=5`` would quietly
+  run with the default instead of failing with a message.
+* :func:`serve` runs the app under uvicorn with a 75 s keep-alive. ``MCPServer.run``
+  keeps uvicorn's 5 s default, which races the client's own ~5 s idle-connection
+  drop: a client polling every ~5 s then sees ``ReadError`` now and then
+  (see ``shared/STACK.md``, "the 5-second keep-alive race").
+
+A server script ends with ``serve(server)``; :mod:`lab_helpers.servers` starts it
+with ``--host`` and ``--port`` and waits for ``GET /health`` to answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import uvicorn
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPDeprecationWarning
+from mcp.types import CallToolResult
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from lab_helpers.event_store import InMemoryEventStore
+
+#: How long idle HTTP connections stay open: well above any client's poll interval.
+KEEP_ALIVE_SECONDS = 75
+
+#: How long a client waits before reconnecting to a dropped, resumable stream.
+RETRY_INTERVAL_MS = 200
+
+# Log notifications are deprecated for protocol 2026-07-28 but are still how a
+# heartbeat reaches clients on the 2025-11-25 handshake (Strands uses it); the
+# heartbeat lesson uses them on purpose, so the warning would only be noise.
+warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
+
+
+class LabMCPServer(MCPServer):
+    """An MCPServer that answers unknown tool arguments with a clear tool error."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("log_level", "WARNING")
+        super().__init__(name, **kwargs)
+
+        @self.custom_route("/health", methods=["GET"])
+        async def health(_: Request) -> JSONResponse:
+            return JSONResponse({"status": "ok", "server": self.name})
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None:
+            declared = set(tool.parameters.get("properties", {}))
+            unknown = sorted(set(arguments) - declared)
+            if unknown:
+                raise ToolError(
+                    f"{name} got unknown argument(s) {', '.join(unknown)}; "
+                    f"it accepts: {', '.join(sorted(declared)) or 'no arguments'}"
+                )
+        return await super().call_tool(name, arguments, context)
+
+
+def parse_args(argv: Sequence[str] | None = None, description: str | None = None) -> argparse.Namespace:
+    """The command line every server script accepts."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000, as on AgentCore Runtime)")
+    parser.add_argument(
+        "--resumable",
+        action="store_true",
+        help="keep sent events in an event store so a dropped stream can be resumed with Last-Event-ID",
+    )
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    return args
+
+
+def serve(server: MCPServer, argv: Sequence[str] | None = None) -> None:
+    """Serve ``server`` over streamable HTTP at ``/mcp`` until SIGTERM or Ctrl-C."""
+    args = parse_args(argv, description=server.instructions)
+    event_store = InMemoryEventStore() if args.resumable else None
+    app = server.streamable_http_app(
+        streamable_http_path="/mcp",
+        event_store=event_store,
+        retry_interval=RETRY_INTERVAL_MS if event_store else None,
+        host=args.host,
+    )
+    logging.getLogger(__name__).warning(
+        "%s serving on http://%s:%d/mcp%s", server.name, args.host, args.port, " (resumable)" if event_store else ""
+    )
+    config = uvicorn.Config(
+        app,
+        host=args.host,
+        port=args.port,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        timeout_graceful_shutdown=3,
+        log_level="warning",
+    )
+    uvicorn.Server(config).run()

@@ -1,0 +1,114 @@
+"""Notebook 01's MCP server: keep a long tool call alive by talking while it works.
+
+Two ways to talk during a long call, one tool each:
+
+* ``train_model`` sends a progress notification after every epoch (real scores in
+  the message). Only clients that pass a progress callback receive them.
+* ``train_model_with_heartbeat`` reports no progress at all, as for work whose
+  progress cannot be measured; instead it sends a log notification every few
+  seconds while the work runs, which reaches every client on the 2025-11-25
+  handshake (Strands' MCPClient included) and keeps idle timeouts from firing.
+
+Both really train a small NumPy model (``lab_helpers.training``), paced by
+``LAB_TIME_SCALE``. Run it with ``python servers/context_messaging.py --port 8000``;
+add ``--resumable`` to keep sent events in an event store (notebook 01, step 5).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from lab_helpers import config
+from lab_helpers.heartbeat import heartbeat
+from lab_helpers.serving import LabMCPServer, serve
+from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, TrainingError, TrainingResult, train_model as train
+
+#: One epoch lasts this many seconds at time scale 1 (a lesson paced for reading along).
+EPOCH_SECONDS = 1.0
+
+settings = config.load()
+server = LabMCPServer(
+    "context-messaging",
+    instructions="Trains a small model while keeping the call alive with progress notifications or heartbeats.",
+)
+
+
+async def _run_training(
+    model_name: str, epochs: int, learning_rate: float, on_epoch: Any = None
+) -> TrainingResult:
+    """Train with the server's settings; bad input and failed runs become readable tool errors."""
+    try:
+        return await train(
+            model_name,
+            epochs,
+            time_scale=settings.time_scale,
+            epoch_seconds=EPOCH_SECONDS,
+            learning_rate=learning_rate,
+            max_epochs=settings.max_epochs,
+            artifacts_dir=settings.artifacts_dir,
+            on_epoch=on_epoch,
+        )
+    except (ValueError, TrainingError) as error:
+        raise ToolError(str(error)) from error
+
+
+@server.tool()
+async def train_model(
+    model_name: str, epochs: int = 10, learning_rate: float = DEFAULT_LEARNING_RATE, ctx: Context = None
+) -> dict[str, Any]:
+    """Train a small classifier for `epochs` epochs, reporting progress after every epoch.
+
+    Returns the final training and validation scores, the per-epoch history and
+    the path of the saved model artifact.
+    """
+
+    async def report(scores: EpochScores) -> None:
+        await ctx.report_progress(scores.epoch, scores.epochs, scores.summary())
+
+    result = await _run_training(model_name, epochs, learning_rate, on_epoch=report)
+    return result.to_dict()
+
+
+@server.tool()
+async def train_model_with_heartbeat(
+    model_name: str,
+    epochs: int = 10,
+    heartbeat_seconds: float = 2.0,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    ctx: Context = None,
+) -> dict[str, Any]:
+    """Train like `train_model` but report no progress: send a heartbeat log message every `heartbeat_seconds`.
+
+    For work whose progress cannot be measured. `heartbeat_seconds` is in lesson
+    seconds (scaled by the server's time scale like the epochs are), between 0.1 and 300.
+    """
+    if not 0.1 <= heartbeat_seconds <= 300:
+        raise ToolError(f"heartbeat_seconds must be between 0.1 and 300, got {heartbeat_seconds!r}")
+    interval = max(settings.scaled(heartbeat_seconds), 0.01)
+
+    async def beat(count: int, elapsed: float) -> None:
+        await ctx.info(f"heartbeat {count}: still training {model_name!r} ({elapsed:.1f} s elapsed)")
+
+    async with heartbeat(beat, interval) as beats:
+        result = await _run_training(model_name, epochs, learning_rate)
+    return {**result.to_dict(), "heartbeats_sent": beats.beats}
+
+
+@server.tool()
+async def server_info() -> dict[str, Any]:
+    """Who is answering: process id, time scale and limits (also the cheapest call, for latency floors)."""
+    return {
+        "server": server.name,
+        "pid": os.getpid(),
+        "time_scale": settings.time_scale,
+        "epoch_seconds": settings.scaled(EPOCH_SECONDS),
+        "max_epochs": settings.max_epochs,
+    }
+
+
+if __name__ == "__main__":
+    serve(server)
