@@ -1,0 +1,432 @@
+"""A real, small training workload for the long-running-task lessons.
+
+The MCP demo tools need work that takes a while and produces something true to
+report. A ``sleep`` loop reports nothing true, so this module really trains a
+tiny model with NumPy: a 2-16-1 multilayer perceptron learning two interleaving
+spirals, epoch by epoch, scoring itself on a training and a held-out validation
+set after every epoch and saving its weights to a file whose path it returns.
+
+Each epoch's arithmetic takes well under a millisecond; the lesson's sense of
+"long-running" comes from pacing (``epoch_seconds * time_scale``, an awaited
+sleep per epoch), so hundreds of runs can share one event loop and every epoch
+is a point where a run can be cancelled. Everything is seeded (by default from
+the model name), so the same request gives the same numbers, and
+:func:`load_artifact` with :func:`make_dataset` lets a notebook prove that the
+saved file is the model that earned the reported scores.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import math
+import numbers
+import os
+import re
+import tempfile
+import time
+import uuid
+import zipfile
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Allowed model names. The name becomes part of the artifact's file name, so no
+#: path separators, no leading dot (hidden files, ``..``) and a bounded length.
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+#: Step size that reaches > 0.9 validation accuracy in 20 epochs (with the momentum below),
+#: yet slow enough that the first epochs visibly score lower.
+DEFAULT_LEARNING_RATE = 0.3
+#: Largest learning rate accepted: far past divergence already, but still finite arithmetic.
+MAX_LEARNING_RATE = 1e6
+#: Momentum of the gradient descent: plain SGD needs many more epochs on spirals.
+MOMENTUM = 0.9
+#: Mini-batch size: 13 updates per epoch on 800 training points.
+BATCH_SIZE = 64
+#: Points in the generated dataset, and the share held out for validation.
+N_SAMPLES = 1000
+VALIDATION_FRACTION = 0.2
+#: Width of the single hidden layer.
+HIDDEN_UNITS = 16
+#: Spiral noise (standard deviation, in the spiral's radius units).
+NOISE = 0.1
+#: A run has diverged once its training loss exceeds this multiple of the untrained model's loss.
+DIVERGENCE_FACTOR = 100.0
+#: Mixed into the seed for weight initialisation and shuffling, so they never reuse the data's random stream.
+_TRAINING_STREAM = 1
+#: Identifies the artifact layout, so a later format can refuse old files clearly.
+ARTIFACT_FORMAT = "lab-mlp-v1"
+_WEIGHT_NAMES = ("W1", "b1", "w2", "b2")
+
+Weights = dict[str, np.ndarray]
+OnEpoch = Callable[["EpochScores"], Awaitable[None] | None]
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on, e.g. the loss diverged."""
+
+
+@dataclass(frozen=True)
+class EpochScores:
+    """The scores measured after one epoch: what a progress notification reports."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    #: Seconds since the run started, at the end of this (paced) epoch.
+    elapsed_seconds: float
+
+    def summary(self) -> str:
+        """One line for a progress message, e.g. ``epoch 3/10: train acc 0.812 loss 0.412 | val acc ...``."""
+        return (
+            f"epoch {self.epoch}/{self.epochs}: "
+            f"train acc {self.train_accuracy:.3f} loss {self.train_loss:.3f} | "
+            f"val acc {self.val_accuracy:.3f} loss {self.val_loss:.3f}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe values."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a finished run returns: final scores, their history and where the model was saved."""
+
+    model_name: str
+    epochs: int
+    train_accuracy: float
+    val_accuracy: float
+    train_loss: float
+    val_loss: float
+    history: list[EpochScores]
+    artifact_path: str
+    seconds: float
+    seed: int
+    learning_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe values (a tool result), the history as a list of dicts."""
+        return {
+            "model_name": self.model_name,
+            "epochs": self.epochs,
+            "train_accuracy": self.train_accuracy,
+            "val_accuracy": self.val_accuracy,
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "history": [scores.to_dict() for scores in self.history],
+            "artifact_path": self.artifact_path,
+            "seconds": self.seconds,
+            "seed": self.seed,
+            "learning_rate": self.learning_rate,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    """A trained network loaded back from its artifact, able to score new points.
+
+    It takes raw points (as :func:`make_dataset` returns them): the standardisation
+    learnt from the training set is part of the model, as it must be to use it.
+    """
+
+    weights: Weights
+    mean: np.ndarray
+    std: np.ndarray
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """Probability of class 1 for each row of ``X`` (shape ``(n, 2)``)."""
+        return _sigmoid(_logits(self.weights, _standardise(np.asarray(X, dtype=float), self.mean, self.std)))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class 0 or 1 for each row of ``X``, decided exactly as during training (logit >= 0)."""
+        return (_logits(self.weights, _standardise(np.asarray(X, dtype=float), self.mean, self.std)) >= 0).astype(int)
+
+    def accuracy(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Share of rows whose predicted class equals ``y``."""
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+
+def _shown(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut short so a huge bad argument cannot flood an error message."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def validate_request(
+    model_name: str, epochs: int, *, max_epochs: int, learning_rate: float = DEFAULT_LEARNING_RATE
+) -> None:
+    """Reject a request before any work starts, with a message a tool caller can act on.
+
+    These values arrive from a model's tool call, so each message names the
+    argument, the allowed range and the value received.
+    """
+    if not (isinstance(model_name, str) and MODEL_NAME_PATTERN.fullmatch(model_name)):
+        raise ValueError(
+            "model_name must be 1-64 characters of letters, digits, '_', '.', '-' "
+            f"(starting with a letter or digit), got {_shown(model_name)}"
+        )
+    if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral):
+        raise ValueError(f"epochs must be a whole number between 1 and {max_epochs}, got {_shown(epochs)}")
+    if not 1 <= epochs <= max_epochs:
+        raise ValueError(f"epochs must be between 1 and {max_epochs}, got {epochs}")
+    if (
+        isinstance(learning_rate, bool)
+        or not isinstance(learning_rate, numbers.Real)
+        or not (math.isfinite(learning_rate) and 0 < learning_rate <= MAX_LEARNING_RATE)
+    ):
+        raise ValueError(
+            f"learning_rate must be a finite number greater than 0 and at most {MAX_LEARNING_RATE:g}, "
+            f"got {_shown(learning_rate)}"
+        )
+
+
+def _check_seconds(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {_shown(value)}")
+
+
+def seed_for(model_name: str) -> int:
+    """The default seed of a model name: stable across processes (unlike ``hash``), so a name means its numbers."""
+    return zlib.crc32(model_name.encode("utf-8"))
+
+
+def make_dataset(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Two interleaving noisy spirals: ``(X_train, y_train, X_val, y_val)``, split 80/20.
+
+    A straight line cannot separate the spirals (the best linear boundary scores
+    about 0.75), so accuracy above that shows the hidden layer really learning.
+    Features are raw coordinates: :func:`train_model` standardises them with the
+    training set's mean and standard deviation and saves those with the weights.
+    """
+    rng = np.random.default_rng(seed)
+    half = N_SAMPLES // 2
+    arms = []
+    for label, phase in ((0, 0.0), (1, np.pi)):
+        # sqrt spreads points evenly along the arm instead of crowding the centre.
+        angle = np.sqrt(rng.uniform(0.0, 1.0, half)) * 2 * np.pi
+        radius = angle / (2 * np.pi)
+        arms.append(np.column_stack([radius * np.cos(angle + phase), radius * np.sin(angle + phase)]))
+    X = np.concatenate(arms) + rng.normal(0.0, NOISE, (2 * half, 2))
+    y = np.repeat([0, 1], half)
+    order = rng.permutation(len(y))
+    X, y = X[order], y[order]
+    n_val = int(round(len(y) * VALIDATION_FRACTION))
+    return X[n_val:], y[n_val:], X[:n_val], y[:n_val]
+
+
+def _standardise(X: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    return (X - mean) / std
+
+
+def _init_weights(rng: np.random.Generator) -> Weights:
+    """Glorot-scaled random weights: large enough to break symmetry, small enough that tanh is not saturated."""
+    return {
+        "W1": rng.normal(0.0, 1 / math.sqrt(2), (2, HIDDEN_UNITS)),
+        "b1": np.zeros(HIDDEN_UNITS),
+        "w2": rng.normal(0.0, 1 / math.sqrt(HIDDEN_UNITS), HIDDEN_UNITS),
+        "b2": np.zeros(()),
+    }
+
+
+def _logits(weights: Weights, X: np.ndarray) -> np.ndarray:
+    return np.tanh(X @ weights["W1"] + weights["b1"]) @ weights["w2"] + weights["b2"]
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    """The logistic function without overflow for large ``|z|``."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _scores(weights: Weights, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean binary cross-entropy and accuracy on a whole set.
+
+    The loss is computed from logits (``max(z,0) - z*y + log(1+exp(-|z|))``), which
+    stays finite where ``log(sigmoid(z))`` would hit ``log(0)``: a diverging run
+    shows a huge loss instead of a misleading ``inf``.
+    """
+    z = _logits(weights, X)
+    loss = np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))))
+    return float(loss), float(np.mean((z >= 0) == (y == 1)))
+
+
+def _train_epoch(
+    weights: Weights, velocity: Weights, X: np.ndarray, y: np.ndarray, rng: np.random.Generator, learning_rate: float
+) -> None:
+    """One pass over ``X`` in shuffled mini-batches of gradient descent with momentum, updating in place."""
+    order = rng.permutation(len(y))
+    W1, b1, w2 = weights["W1"], weights["b1"], weights["w2"]
+    for start in range(0, len(y), BATCH_SIZE):
+        batch = order[start : start + BATCH_SIZE]
+        xb, yb = X[batch], y[batch]
+        hidden = np.tanh(xb @ W1 + b1)
+        dz = (_sigmoid(hidden @ w2 + weights["b2"]) - yb) / len(batch)  # d(mean BCE)/d(logit)
+        da = np.outer(dz, w2) * (1 - hidden * hidden)
+        grads = {"W1": xb.T @ da, "b1": da.sum(axis=0), "w2": hidden.T @ dz, "b2": dz.sum()}
+        for name in _WEIGHT_NAMES:
+            velocity[name] *= MOMENTUM
+            velocity[name] -= learning_rate * grads[name]
+            weights[name] += velocity[name]
+
+
+def _save_artifact(
+    artifacts_dir: Path, model_name: str, weights: Weights, mean: np.ndarray, std: np.ndarray, metadata: dict[str, Any]
+) -> str:
+    """Write the artifact under a temporary name, then rename it into place.
+
+    ``os.replace`` within one directory is atomic, so a reader listing the
+    directory sees either no artifact or a complete one, never half a file.
+    """
+    final = (artifacts_dir / f"{model_name}-{uuid.uuid4().hex[:8]}.npz").resolve()
+    fd, tmp = tempfile.mkstemp(dir=artifacts_dir, prefix=f".{model_name}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            np.savez(file, **weights, mean=mean, std=std, metadata=np.array(json.dumps(metadata)))
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(final)
+
+
+def load_artifact(path: str | os.PathLike[str]) -> TrainedModel:
+    """Load a model saved by :func:`train_model`; raise a clear error for a missing or damaged file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no training artifact at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            weights = {name: np.array(data[name], dtype=float) for name in _WEIGHT_NAMES}
+            mean, std = np.array(data["mean"], dtype=float), np.array(data["std"], dtype=float)
+            metadata = json.loads(str(data["metadata"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"{path} is not a readable training artifact: {error}") from error
+    shapes = {"W1": (2, HIDDEN_UNITS), "b1": (HIDDEN_UNITS,), "w2": (HIDDEN_UNITS,), "b2": ()}
+    if (
+        not isinstance(metadata, dict)
+        or metadata.get("format") != ARTIFACT_FORMAT
+        or any(weights[name].shape != shape for name, shape in shapes.items())
+        or mean.shape != (2,)
+        or std.shape != (2,)
+    ):
+        raise ValueError(f"{path} is not a training artifact in format {ARTIFACT_FORMAT!r}")
+    return TrainedModel(weights=weights, mean=mean, std=std, metadata=metadata)
+
+
+async def train_model(
+    model_name: str,
+    epochs: int,
+    *,
+    time_scale: float = 1.0,
+    epoch_seconds: float = 1.0,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    max_epochs: int = 1000,
+    artifacts_dir: Path,
+    seed: int | None = None,
+    on_epoch: OnEpoch | None = None,
+) -> TrainingResult:
+    """Train the spiral classifier for ``epochs`` epochs and save it under ``artifacts_dir``.
+
+    Every epoch lasts at least ``epoch_seconds * time_scale`` seconds (0: no
+    pacing) and ends by awaiting, so concurrent runs share the event loop and a
+    cancellation lands within one epoch. After each epoch ``on_epoch`` (sync or
+    async) receives the epoch's :class:`EpochScores`. A loss that is not finite
+    or grows past ``DIVERGENCE_FACTOR`` times the untrained loss raises
+    :class:`TrainingError`. Only a run that finishes writes an artifact.
+    """
+    validate_request(model_name, epochs, max_epochs=max_epochs, learning_rate=learning_rate)
+    _check_seconds("time_scale", time_scale)
+    _check_seconds("epoch_seconds", epoch_seconds)
+    if seed is None:
+        seed = seed_for(model_name)
+    elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, got {_shown(seed)}")
+    seed, epochs, learning_rate = int(seed), int(epochs), float(learning_rate)
+    artifacts_dir = Path(artifacts_dir)
+    artifacts_dir.mkdir(parents=True, exist_ok=True)  # fail now, not after the whole run
+    epoch_budget = epoch_seconds * time_scale
+
+    started = time.monotonic()
+    X_train, y_train, X_val, y_val = make_dataset(seed)
+    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
+    X_train, X_val = _standardise(X_train, mean, std), _standardise(X_val, mean, std)
+    y_train_f, y_val_f = y_train.astype(float), y_val.astype(float)
+    rng = np.random.default_rng([seed, _TRAINING_STREAM])
+    weights = _init_weights(rng)
+    velocity = {name: np.zeros_like(value) for name, value in weights.items()}
+    # The untrained loss (about ln 2) is the yardstick for divergence: epoch 1's
+    # loss would not do, as a huge learning rate has already diverged by then.
+    divergence_limit = DIVERGENCE_FACTOR * _scores(weights, X_train, y_train_f)[0]
+
+    history: list[EpochScores] = []
+    for epoch in range(1, epochs + 1):
+        epoch_started = time.monotonic()
+        # Overflow is checked below as a TrainingError, so NumPy need not warn about it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            _train_epoch(weights, velocity, X_train, y_train_f, rng, learning_rate)
+            train_loss, train_accuracy = _scores(weights, X_train, y_train_f)
+            val_loss, val_accuracy = _scores(weights, X_val, y_val_f)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > divergence_limit:
+            raise TrainingError(
+                f"training {model_name!r} diverged at epoch {epoch}/{epochs} (training loss {train_loss:.3g}, "
+                f"untrained {divergence_limit / DIVERGENCE_FACTOR:.3g}) with learning_rate {learning_rate:g}; "
+                f"try a lower learning rate such as {DEFAULT_LEARNING_RATE:g}"
+            )
+        # Always yield once per epoch, even unpaced: other runs get their turn and cancellation can land.
+        await asyncio.sleep(max(0.0, epoch_budget - (time.monotonic() - epoch_started)))
+        scores = EpochScores(
+            epoch=epoch,
+            epochs=epochs,
+            train_loss=train_loss,
+            train_accuracy=train_accuracy,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            elapsed_seconds=time.monotonic() - started,
+        )
+        history.append(scores)
+        if on_epoch is not None:
+            reply = on_epoch(scores)
+            if inspect.isawaitable(reply):
+                await reply
+
+    final = history[-1]
+    metadata = {
+        "format": ARTIFACT_FORMAT,
+        "model_name": model_name,
+        "epochs": epochs,
+        "seed": seed,
+        "learning_rate": learning_rate,
+        "train_accuracy": final.train_accuracy,
+        "val_accuracy": final.val_accuracy,
+        "train_loss": final.train_loss,
+        "val_loss": final.val_loss,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    artifact_path = _save_artifact(artifacts_dir, model_name, weights, mean, std, metadata)
+    return TrainingResult(
+        model_name=model_name,
+        epochs=epochs,
+        train_accuracy=final.train_accuracy,
+        val_accuracy=final.val_accuracy,
+        train_loss=final.train_loss,
+        val_loss=final.val_loss,
+        history=history,
+        artifact_path=artifact_path,
+        seconds=time.monotonic() - started,
+        seed=seed,
+        learning_rate=learning_rate,
+    )

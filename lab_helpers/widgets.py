@@ -1,0 +1,325 @@
+"""A live progress panel for MCP tool calls in a notebook.
+
+The panel *is* the callback: ``await session.call_tool(..., progress_callback=panel)``
+(or ``mcp.Client.call_tool``, or Strands' ``MCPClient(progress_callback=panel)``)
+feeds it progress notifications, and ``logging_callback=panel.on_log`` feeds it log
+notifications such as heartbeats. Each notification updates the widgets at once:
+ipywidgets push a comm message on every attribute assignment, so a cell that awaits
+a long call at top level still sees the bar move. Nothing is batched to the end.
+
+Headless (papermill, CI, plain Python, tests) there is nothing to render, so the
+same calls print one plain line each to stdout instead, which keeps executed
+notebooks readable as logs.
+
+Two rules shape the code:
+
+* A callback that raises would break the MCP call it reports on, so the callbacks
+  record the event first and then swallow (and log) any display error. Odd values
+  from servers (negative, nan, inf, totals of zero) are clamped for the bar but
+  shown raw in the text.
+* Strands invokes the progress callback on its own background thread and event
+  loop, so every piece of shared state (and every widget update and print) is
+  guarded by one lock.
+
+:func:`format_progress` renders one notification as one line of text; later
+modules (the task board) reuse it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import threading
+from collections import deque
+from typing import Any
+
+import ipywidgets
+
+logger = logging.getLogger(__name__)
+
+#: How many progress events and log lines the panel remembers for inspection.
+#: Counts (``progress_count``/``log_count``) stay exact beyond it; only the oldest
+#: events are forgotten, so a call that reports for days cannot exhaust memory.
+MAX_HISTORY = 10_000
+
+#: Steps of the cycling bar shown while the total is unknown.
+_INDETERMINATE_STEPS = 10
+
+#: One progress notification as received: ``(progress, total, message)``.
+ProgressEvent = tuple[float, float | None, str | None]
+
+
+def _one_line(text: object) -> str:
+    """``text`` as a single line: every line break becomes a space."""
+    return " ".join(str(text).splitlines())
+
+
+def _num(value: object) -> str:
+    """A number as a person would write it: ``3`` not ``3.0``, ``0.25``, ``nan``."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return _one_line(repr(value))
+    if number.is_integer() and abs(number) < 1e15:
+        return str(int(number))
+    return f"{number:.6g}"
+
+
+def _finite_positive(value: object) -> float | None:
+    """``value`` as a float if it is a usable total (finite and > 0), else None."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def format_progress(progress: float, total: float | None, message: str | None) -> str:
+    """One progress notification as one line of text.
+
+    ``format_progress(3, 10, "epoch 3/10")`` -> ``"3/10 (30%) epoch 3/10"``;
+    ``format_progress(7, None, "warming up")`` -> ``"7 (no total) warming up"``.
+    A total of zero (or negative, nan, inf) has no meaningful percentage, so it
+    shows ``(?%)``. Numbers are shown raw (a server's 150% or -1 is visible as
+    such); line breaks in the message become spaces so the result stays one line.
+    Never raises, whatever the server sent.
+    """
+    if total is None:
+        text = f"{_num(progress)} (no total)"
+    else:
+        usable_total = _finite_positive(total)
+        percent = "?%"
+        try:
+            if usable_total:
+                ratio = float(progress) / usable_total * 100
+                percent = f"{ratio:.0f}%" if not abs(ratio) >= 1e6 else f"{ratio:.3g}%"  # nan keeps the first
+        except (TypeError, ValueError, OverflowError):
+            pass
+        text = f"{_num(progress)}/{_num(total)} ({percent})"
+    if message:
+        text += " " + _one_line(message)
+    return text
+
+
+def _log_data(data: Any) -> str:
+    """The ``data`` of a log notification as text: strings as-is, anything else as JSON."""
+    if isinstance(data, str):
+        return data
+    try:
+        return json.dumps(data, default=str)
+    except (TypeError, ValueError):
+        return repr(data)
+
+
+class ProgressPanel:
+    """A progress bar, a status line and a message log for one long-running call.
+
+    Pass the panel itself as ``progress_callback`` and ``panel.on_log`` as
+    ``logging_callback``; end a cell with ``panel`` to display it. When headless
+    (see :func:`lab_helpers.config.load`) it prints one line per event instead and
+    ``widget`` is None.
+    """
+
+    def __init__(self, title: str = "Progress", *, headless: bool | None = None, max_log_lines: int = 200) -> None:
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"title must be a non-empty string, got {title!r}")
+        if isinstance(max_log_lines, bool) or not isinstance(max_log_lines, int) or max_log_lines < 1:
+            raise ValueError(f"max_log_lines must be a positive whole number, got {max_log_lines!r}")
+        if headless is None:
+            from lab_helpers import config  # late: reading settings is only needed here
+
+            headless = config.load().headless
+        self.title = _one_line(title)
+        self.headless = bool(headless)
+        self.max_log_lines = max_log_lines
+        self._lock = threading.Lock()
+        self._progress_events: deque[ProgressEvent] = deque(maxlen=MAX_HISTORY)
+        self._log_events: deque[str] = deque(maxlen=MAX_HISTORY)
+        self._shown_lines: deque[str] = deque(maxlen=max_log_lines)  # what the log widget shows
+        self._progress_count = 0
+        self._log_count = 0
+        self._status_text = "waiting for progress..."
+        self._printed_tenth: int | None = None  # headless: the tenth of the total last printed
+
+        self.bar: ipywidgets.FloatProgress | None = None
+        self.status_label: ipywidgets.Label | None = None
+        self.log_area: ipywidgets.Textarea | None = None
+        self.widget: ipywidgets.VBox | None = None
+        if not self.headless:
+            self.bar = ipywidgets.FloatProgress(
+                value=0.0, min=0.0, max=1.0, description="", bar_style="info",
+                layout=ipywidgets.Layout(width="100%"),
+            )
+            self.status_label = ipywidgets.Label(value=self._status_text)
+            self.log_area = ipywidgets.Textarea(
+                value="", disabled=True, placeholder="(no messages yet)",
+                layout=ipywidgets.Layout(width="100%", height="10em"),
+            )
+            self.widget = ipywidgets.VBox(
+                [ipywidgets.HTML(value=f"<b>{html.escape(self.title)}</b>"), self.bar, self.status_label, self.log_area]
+            )
+
+    # -- callbacks -----------------------------------------------------------------
+
+    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
+        """A progress notification (``ProgressFnT``): update bar and status line, record it.
+
+        Never raises: the event is recorded first, and a failure to display it is
+        only logged, because an exception here would abort the MCP call itself.
+        """
+        with self._lock:
+            self._progress_events.append((progress, total, message))
+            self._progress_count += 1
+            count = self._progress_count
+            try:
+                line = format_progress(progress, total, message)
+                self._status_text = line
+                if self.headless:
+                    if self._worth_printing(progress, total):
+                        print(f"[{self.title}] {line}", flush=True)
+                else:
+                    self._update_bar(progress, total, count)
+                    assert self.status_label is not None
+                    self.status_label.value = line
+            except Exception:  # noqa: BLE001 - see docstring: display must never break the call
+                logger.warning("could not display progress %r/%r", progress, total, exc_info=True)
+
+    async def on_log(self, params: Any) -> None:
+        """A log notification (``LoggingFnT``), e.g. a server heartbeat: add ``[level] data`` to the log.
+
+        Never raises, for the same reason as :meth:`__call__`.
+        """
+        try:
+            text = f"[{getattr(params, 'level', '?')}] {_log_data(getattr(params, 'data', params))}"
+        except Exception:  # noqa: BLE001
+            text = "[?] (unprintable log message)"
+        self.log(text)
+
+    def log(self, text: str) -> None:
+        """Append one line to the message log (the notebook's own notes, and log notifications)."""
+        line = _one_line(text)
+        with self._lock:
+            self._log_events.append(line)
+            self._log_count += 1
+            try:
+                if self.headless:
+                    print(f"[{self.title}] log: {line}", flush=True)
+                else:
+                    self._shown_lines.append(line)
+                    assert self.log_area is not None
+                    self.log_area.value = "\n".join(self._shown_lines)
+            except Exception:  # noqa: BLE001 - a log line is never worth an exception in a callback
+                logger.warning("could not display log line %r", line, exc_info=True)
+
+    def finish(self, text: str = "done") -> None:
+        """Mark the call as finished: full bar, green, ``text`` in the status line."""
+        self._end(_one_line(text), style="success", full=True, headless_line=_one_line(text))
+
+    def fail(self, text: str) -> None:
+        """Mark the call as failed: red bar, the error in the status line."""
+        line = f"failed: {_one_line(text)}"
+        self._end(line, style="danger", full=False, headless_line=line)
+
+    # -- what was received ---------------------------------------------------------
+
+    @property
+    def progress_events(self) -> list[ProgressEvent]:
+        """A copy of the progress notifications received, oldest first (the last :data:`MAX_HISTORY`)."""
+        with self._lock:
+            return list(self._progress_events)
+
+    @property
+    def log_events(self) -> list[str]:
+        """A copy of the log lines, oldest first (the last :data:`MAX_HISTORY`)."""
+        with self._lock:
+            return list(self._log_events)
+
+    @property
+    def progress_count(self) -> int:
+        """How many progress notifications arrived (exact, not bounded by the history)."""
+        with self._lock:
+            return self._progress_count
+
+    @property
+    def log_count(self) -> int:
+        """How many log lines were added (exact, not bounded by the history)."""
+        with self._lock:
+            return self._log_count
+
+    @property
+    def status_text(self) -> str:
+        """The current status line, in both modes."""
+        with self._lock:
+            return self._status_text
+
+    # -- display -------------------------------------------------------------------
+
+    def _ipython_display_(self) -> None:
+        """Show the widget when a cell ends with ``panel``; headless, show nothing extra."""
+        if self.widget is not None:
+            from IPython.display import display
+
+            display(self.widget)
+
+    def __repr__(self) -> str:
+        return f"ProgressPanel({self.title!r}, progress_count={self.progress_count}, log_count={self.log_count})"
+
+    # -- internals (called with the lock held) -------------------------------------
+
+    def _worth_printing(self, progress: object, total: object) -> bool:
+        """Headless, print the first event, each new tenth of the total and the last one.
+
+        A 150-epoch run would otherwise print 150 lines into an executed notebook;
+        every event is still recorded in ``progress_events``.
+        """
+        usable_total = _finite_positive(total) if total is not None else None
+        if usable_total is None:
+            return True
+        try:
+            tenth = math.floor(float(progress) / usable_total * 10)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            return True
+        if tenth == self._printed_tenth and float(progress) != usable_total:  # type: ignore[arg-type]
+            return False
+        self._printed_tenth = tenth
+        return True
+
+    def _update_bar(self, progress: object, total: object, count: int) -> None:
+        """Move the bar. Known total: clamp to [0, total]. Unknown: cycle so that motion shows liveness."""
+        assert self.bar is not None
+        usable_total = _finite_positive(total) if total is not None else None
+        if usable_total is None:
+            # No true indeterminate bar in ipywidgets: cycle the value, show the raw count.
+            self.bar.bar_style = "info"
+            self.bar.max = 1.0
+            self.bar.value = (count % _INDETERMINATE_STEPS or _INDETERMINATE_STEPS) / _INDETERMINATE_STEPS
+            self.bar.description = _num(progress)[:12]
+            return
+        try:
+            value = float(progress)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            value = 0.0
+        value = 0.0 if math.isnan(value) else min(max(value, 0.0), usable_total)
+        self.bar.bar_style = ""
+        self.bar.max = usable_total  # max before value: ipywidgets clamps value to the current max
+        self.bar.value = value
+        self.bar.description = f"{value / usable_total * 100:.0f}%"
+
+    def _end(self, status: str, *, style: str, full: bool, headless_line: str) -> None:
+        with self._lock:
+            self._status_text = status
+            try:
+                if self.headless:
+                    print(f"[{self.title}] {headless_line}", flush=True)
+                    return
+                assert self.bar is not None and self.status_label is not None
+                if full:
+                    self.bar.value = self.bar.max
+                    self.bar.description = "100%"
+                self.bar.bar_style = style
+                self.status_label.value = status
+            except Exception:  # noqa: BLE001 - finishing the display must not mask the real outcome
+                logger.warning("could not display the end of %r", self.title, exc_info=True)
+
