@@ -11,6 +11,8 @@ KERNEL := agentcore-longrun-lab
 # CI (and `make run`) executes every lesson with the same code paths, 50x faster than paced for reading.
 CI_TIME_SCALE ?= 0.02
 LAB_JUPYTER_PORT ?= 8888
+# Containers (SageMaker, Docker) often run as root, which JupyterLab refuses without this flag.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test run bench doctor kernel clean
 
@@ -26,7 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 ## lab: set up, then serve JupyterLab on notebooks/ at http://127.0.0.1:$(LAB_JUPYTER_PORT)
 lab: $(STAMP)
 	@$(BIN)/python -m lab_helpers doctor || true
-	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir notebooks --no-browser
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir notebooks --no-browser $(ALLOW_ROOT)
 
 ## test: set up, then every test and every notebook (papermill and nbval), at CI time scale
 test: $(STAMP)
