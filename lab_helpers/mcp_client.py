@@ -10,6 +10,8 @@ so a lesson can assert "zero progress notifications" instead of claiming it.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
@@ -22,6 +24,24 @@ from mcp.client.session import IncomingMessage, LoggingFnT
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.types import LoggingMessageNotification, ProgressNotification
+
+
+class _SessionAlreadyClosed(logging.Filter):
+    """Hide the SDK's traceback for a message that arrives after its session was closed.
+
+    When a call is abandoned (a request deadline) and the session closes while the
+    server is still working, the server's late answer finds the client's read
+    stream closed; mcp 2.1.1 logs that as "Error parsing SSE message" with a
+    BrokenResourceError traceback. Nothing is wrong and nothing can be delivered,
+    so in a lesson the red traceback would only mislead. Other errors still show.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, (anyio.BrokenResourceError, anyio.ClosedResourceError))
+
+
+logging.getLogger("mcp.client.streamable_http").addFilter(_SessionAlreadyClosed())
 
 
 class NotificationCounter:
@@ -100,6 +120,6 @@ def _single_error(group: BaseExceptionGroup) -> BaseException | None:
         error = pending.pop()
         if isinstance(error, BaseExceptionGroup):
             pending.extend(error.exceptions)
-        elif not isinstance(error, (anyio.get_cancelled_exc_class(), GeneratorExit)):
+        elif not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
             leaves.append(error)
     return leaves[0] if len(leaves) == 1 else None
