@@ -30,7 +30,7 @@ class Settings:
     """What the workbench runs against and how fast.
 
     ``time_scale`` multiplies every pause in the lessons (epoch pacing, heartbeat
-    intervals): 1.0 paces a lesson for a person reading along, 0.02 runs the same
+    intervals, how long finished tasks are kept): 1.0 paces a lesson for a person reading along, 0.02 runs the same
     code path in seconds under CI, 0 removes pacing entirely (benchmarks).
     """
 
@@ -40,6 +40,7 @@ class Settings:
     host: str = "127.0.0.1"
     jupyter_port: int = 8888
     max_epochs: int = 1000
+    task_retention_seconds: float = 3600.0
     artifacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "artifacts")
     logs_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "logs")
     headless: bool = False
@@ -53,6 +54,7 @@ class Settings:
             "LAB_HOST": self.host,
             "LAB_JUPYTER_PORT": str(self.jupyter_port),
             "LAB_MAX_EPOCHS": str(self.max_epochs),
+            "LAB_TASK_RETENTION_SECONDS": repr(self.task_retention_seconds),
             "LAB_ARTIFACTS_DIR": str(self.artifacts_dir),
             "LAB_LOGS_DIR": str(self.logs_dir),
             "LAB_HEADLESS": "1" if self.headless else "0",
@@ -120,6 +122,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         host=env.get("LAB_HOST", "").strip() or "127.0.0.1",
         jupyter_port=_port(env, "LAB_JUPYTER_PORT", 8888),
         max_epochs=int(_number(env, "LAB_MAX_EPOCHS", 1000, 1, 1_000_000)),
+        task_retention_seconds=_number(env, "LAB_TASK_RETENTION_SECONDS", 3600.0, 0.0, 30 * 24 * 3600.0),
         artifacts_dir=Path(env.get("LAB_ARTIFACTS_DIR") or REPO_ROOT / "build" / "artifacts"),
         logs_dir=Path(env.get("LAB_LOGS_DIR") or REPO_ROOT / "build" / "logs"),
         headless=_flag(env, "LAB_HEADLESS") or not _in_notebook_frontend(),

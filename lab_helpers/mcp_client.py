@@ -19,6 +19,11 @@ from contextlib import asynccontextmanager
 
 import anyio
 import httpx2
+
+# mcp validates structured tool results with jsonschema, which it imports on the first
+# call; that import builds grammars and takes 1-3 s. Paying it here, at import, keeps a
+# lesson's "this call returned in well under a second" true for the first call too.
+import jsonschema  # noqa: F401
 from mcp import ClientSession
 from mcp.client.session import IncomingMessage, LoggingFnT
 from mcp.client.streamable_http import streamable_http_client

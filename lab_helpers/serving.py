@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
@@ -31,7 +32,9 @@ from mcp.types import CallToolResult
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from lab_helpers import config
 from lab_helpers.event_store import InMemoryEventStore
+from lab_helpers.training import EPOCH_SECONDS
 
 #: How long idle HTTP connections stay open: well above any client's poll interval.
 KEEP_ALIVE_SECONDS = 75
@@ -46,15 +49,40 @@ warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
 
 class LabMCPServer(MCPServer):
-    """An MCPServer that answers unknown tool arguments with a clear tool error."""
+    """An MCPServer with the workbench's conventions.
 
-    def __init__(self, name: str, **kwargs: Any) -> None:
+    Unknown tool arguments get a clear tool error; ``GET /health`` answers when
+    the server is up; the ``server_info`` tool says who answers (process id, so a
+    lesson can see a restart) and with which settings. It is also the cheapest
+    tool, the latency floor in the benchmarks.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: config.Settings,
+        info: Callable[[], dict[str, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("log_level", "WARNING")
         super().__init__(name, **kwargs)
+        self.lab_settings = settings
 
         @self.custom_route("/health", methods=["GET"])
         async def health(_: Request) -> JSONResponse:
             return JSONResponse({"status": "ok", "server": self.name})
+
+        @self.tool()
+        async def server_info() -> dict[str, Any]:
+            """Who is answering: process id, time scale and limits (also the cheapest call, a latency floor)."""
+            return {
+                "server": self.name,
+                "pid": os.getpid(),
+                "time_scale": settings.time_scale,
+                "epoch_seconds": settings.scaled(EPOCH_SECONDS),
+                "max_epochs": settings.max_epochs,
+                **(info() if info else {}),
+            }
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None

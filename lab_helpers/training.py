@@ -37,6 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from lab_helpers.config import Settings
+
+#: Length of one epoch in lesson seconds (multiplied by the time scale): a run of 20 epochs reads along in 20 s.
+EPOCH_SECONDS = 1.0
+
 #: Allowed model names. The name becomes part of the artifact's file name, so no
 #: path separators, no leading dot (hidden files, ``..``) and a bounded length.
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -429,4 +434,25 @@ async def train_model(
         seconds=time.monotonic() - started,
         seed=seed,
         learning_rate=learning_rate,
+    )
+
+
+async def train_with_settings(
+    settings: Settings,
+    model_name: str,
+    epochs: int,
+    *,
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    on_epoch: OnEpoch | None = None,
+) -> TrainingResult:
+    """:func:`train_model` paced and bounded by the workbench settings: how every server trains."""
+    return await train_model(
+        model_name,
+        epochs,
+        time_scale=settings.time_scale,
+        epoch_seconds=EPOCH_SECONDS,
+        learning_rate=learning_rate,
+        max_epochs=settings.max_epochs,
+        artifacts_dir=settings.artifacts_dir,
+        on_epoch=on_epoch,
     )

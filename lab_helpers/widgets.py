@@ -21,19 +21,20 @@ Two rules shape the code:
   loop, so every piece of shared state (and every widget update and print) is
   guarded by one lock.
 
-:func:`format_progress` renders one notification as one line of text; later
-modules (the task board) reuse it.
+:func:`format_progress` renders one notification as one line of text; the
+:class:`TaskBoard` (a polled table of background tasks) reuses it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import logging
 import math
 import threading
 from collections import deque
-from typing import Any
+from typing import Any, Callable
 
 import ipywidgets
 
@@ -323,3 +324,181 @@ class ProgressPanel:
             except Exception:  # noqa: BLE001 - finishing the display must not mask the real outcome
                 logger.warning("could not display the end of %r", self.title, exc_info=True)
 
+
+
+#: Text colour of each task status in the board's HTML table.
+_STATUS_COLORS = {"submitted": "black", "running": "blue", "completed": "green", "failed": "red", "cancelled": "grey"}
+
+_BOARD_COLUMNS = ("ID", "MODEL", "STATUS", "PROGRESS", "AGE", "MESSAGE")
+
+
+def _task_cells(task: object) -> list[str]:
+    """One task row as the board's six one-line text cells; missing or None fields show ``?``."""
+    row = task if isinstance(task, dict) else {}
+    cell = lambda key: "?" if row.get(key) is None else _one_line(row[key])  # noqa: E731
+    progress = row.get("progress")
+    age = row.get("age_seconds")
+    try:
+        age_text = f"{float(age):.1f}s"  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        age_text = "?"
+    detail = row.get("error") if row.get("status") == "failed" and row.get("error") else row.get("message")
+    return [
+        cell("task_id")[:8], cell("model_name"), cell("status"),
+        "?" if progress is None else format_progress(progress, row.get("total"), None),
+        age_text, "" if detail is None else _one_line(detail),
+    ]
+
+
+class TaskBoard:
+    """A live table of an MCP server's background tasks, refreshed by polling ``list_tasks``.
+
+    Notebook 02 submits training tasks that outlive the tool call, then watches them
+    with ``await board.watch(session)``; ``polls`` shows what that polling cost. In a
+    notebook each update re-renders an HTML table (pushed live by ipywidgets). Headless
+    it prints the table only when a task appears, disappears or changes status, so an
+    executed notebook stays short however many polls it took. Updates may come from
+    other threads (e.g. a Strands callback), so state, prints and widget share one lock.
+    """
+
+    FINISHED = frozenset({"completed", "failed", "cancelled"})
+
+    def __init__(self, title: str = "Tasks", *, headless: bool | None = None) -> None:
+        if not isinstance(title, str) or not title.strip():
+            raise ValueError(f"title must be a non-empty string, got {title!r}")
+        if headless is None:
+            from lab_helpers import config  # late, as in ProgressPanel
+
+            headless = config.load().headless
+        self.title = _one_line(title)
+        self.headless = bool(headless)
+        self._lock = threading.Lock()
+        self._tasks: list[dict] = []
+        self._polls = 0
+        self._printed: tuple | None = None  # headless: (id, status) pairs of the last printed table
+        self._table: ipywidgets.HTML | None = None
+        self.widget: ipywidgets.VBox | None = None
+        if not self.headless:
+            self._table = ipywidgets.HTML(value=self._html())
+            self.widget = ipywidgets.VBox([ipywidgets.HTML(value=f"<b>{html.escape(self.title)}</b>"), self._table])
+
+    @property
+    def polls(self) -> int:
+        """How many updates (one per :meth:`refresh`) the board has shown: the cost of polling."""
+        with self._lock:
+            return self._polls
+
+    @property
+    def last_tasks(self) -> list[dict]:
+        """A copy of the rows last shown."""
+        with self._lock:
+            return list(self._tasks)
+
+    def update(self, tasks: list[dict]) -> None:
+        """Show these rows (in the order given, newest first). Never raises on odd rows."""
+        rows = list(tasks or [])
+        with self._lock:
+            self._tasks, self._polls = rows, self._polls + 1
+            try:
+                if not self.headless:
+                    assert self._table is not None
+                    self._table.value = self._html()
+                    return
+                shape = tuple((t.get("task_id"), t.get("status")) if isinstance(t, dict) else None for t in rows)
+                if shape != self._printed:  # progress alone moving is not worth a table
+                    self._printed = shape
+                    print(f"[{self.title}] poll {self._polls}: {len(rows)} tasks\n{self._text()}", flush=True)
+            except Exception:  # noqa: BLE001 - a display glitch must not stop the polling loop
+                logger.warning("could not display %d tasks", len(rows), exc_info=True)
+
+    @classmethod
+    def all_finished(cls, tasks: list[dict]) -> bool:
+        """The default ``watch`` condition: at least one task, and every task finished."""
+        return bool(tasks) and all(isinstance(t, dict) and t.get("status") in cls.FINISHED for t in tasks)
+
+    @staticmethod
+    async def fetch(session: Any) -> list[dict]:
+        """The server's task rows from its ``list_tasks`` tool; a tool error becomes RuntimeError."""
+        result = await session.call_tool("list_tasks", {})
+        if result.is_error:
+            text = " ".join(getattr(item, "text", "") for item in result.content or [])
+            raise RuntimeError(f"list_tasks failed: {text or 'no error text'}")
+        if not isinstance(result.structured_content, dict) or "tasks" not in result.structured_content:
+            raise RuntimeError(f"list_tasks returned no task list: {result.structured_content!r}")
+        return list(result.structured_content["tasks"])
+
+    async def refresh(self, session: Any) -> list[dict]:
+        """Poll once: fetch the rows, show them, return them."""
+        tasks = await self.fetch(session)
+        self.update(tasks)
+        return tasks
+
+    async def watch(
+        self, session: Any, *, interval: float = 0.5,
+        until: Callable[[list[dict]], bool] | None = None, timeout: float = 600.0,
+    ) -> list[dict]:
+        """Refresh every ``interval`` seconds until ``until(tasks)`` (default: all finished, at least one).
+
+        Raises TimeoutError after ``timeout`` seconds, with the last table in the message,
+        so a stuck task shows up in the failing cell rather than as a silent hang.
+        """
+        for name, value in (("interval", interval), ("timeout", timeout)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        done = until or self.all_finished
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                tasks = await asyncio.wait_for(self.refresh(session), max(deadline - loop.time(), 0.001))
+            except TimeoutError:
+                tasks = None
+            if tasks is not None and done(tasks):
+                return tasks
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise TimeoutError(f"{self.title}: not done after {timeout:g}s ({self.polls} polls)\n{self.text()}")
+            await asyncio.sleep(min(interval, remaining))
+
+    def text(self) -> str:
+        """The current table as plain text: a header line and one aligned line per task."""
+        with self._lock:
+            return self._text()
+
+    def _ipython_display_(self) -> None:
+        """Show the widget when a cell ends with ``board``; headless, show nothing extra."""
+        if self.widget is not None:
+            from IPython.display import display
+
+            display(self.widget)
+
+    def __repr__(self) -> str:
+        return f"TaskBoard({self.title!r}, polls={self.polls}, tasks={len(self.last_tasks)})"
+
+    # -- internals (called with the lock held) -------------------------------------
+
+    def _text(self) -> str:
+        rows = [list(_BOARD_COLUMNS)] + [_task_cells(t) for t in self._tasks]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(_BOARD_COLUMNS) - 1)]
+        return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[-1]]).rstrip() for r in rows)
+
+    def _html(self) -> str:
+        head = "".join(f"<th style='text-align:left'>{c.lower()}</th>" for c in _BOARD_COLUMNS)
+        body = [self._html_row(t) for t in self._tasks] or ["<tr><td colspan='6'><i>(no tasks)</i></td></tr>"]
+        return f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>"
+
+    @staticmethod
+    def _html_row(task: object) -> str:
+        short_id, model, status, progress, age, detail = (html.escape(c) for c in _task_cells(task))
+        row = task if isinstance(task, dict) else {}
+        color = _STATUS_COLORS.get(str(row.get("status")), "black")
+        total = _finite_positive(row.get("total"))
+        try:
+            value = min(max(float(row.get("progress")), 0.0), total or 0.0)  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError):
+            value = 0.0
+        value = 0.0 if math.isnan(value) else value
+        bar = f"<progress value='{value:g}' max='{total:g}'></progress>" if total else "<progress></progress>"
+        status = f"<span style='color:{color}'>{status}</span>"
+        cells = [f"<code>{short_id}</code>", model, status, f"{bar} {progress}", age, detail]
+        return "<tr>" + "".join(f"<td style='padding:0 0.5em'>{c}</td>" for c in cells) + "</tr>"

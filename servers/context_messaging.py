@@ -16,7 +16,6 @@ add ``--resumable`` to keep sent events in an event store (notebook 01, step 5).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from mcp.server.mcpserver import Context
@@ -25,14 +24,12 @@ from mcp.server.mcpserver.exceptions import ToolError
 from lab_helpers import config
 from lab_helpers.heartbeat import heartbeat
 from lab_helpers.serving import LabMCPServer, serve
-from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, TrainingError, TrainingResult, train_model as train
-
-#: One epoch lasts this many seconds at time scale 1 (a lesson paced for reading along).
-EPOCH_SECONDS = 1.0
+from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, TrainingError, TrainingResult, train_with_settings
 
 settings = config.load()
 server = LabMCPServer(
     "context-messaging",
+    settings,
     instructions="Trains a small model while keeping the call alive with progress notifications or heartbeats.",
 )
 
@@ -42,16 +39,7 @@ async def _run_training(
 ) -> TrainingResult:
     """Train with the server's settings; bad input and failed runs become readable tool errors."""
     try:
-        return await train(
-            model_name,
-            epochs,
-            time_scale=settings.time_scale,
-            epoch_seconds=EPOCH_SECONDS,
-            learning_rate=learning_rate,
-            max_epochs=settings.max_epochs,
-            artifacts_dir=settings.artifacts_dir,
-            on_epoch=on_epoch,
-        )
+        return await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate, on_epoch=on_epoch)
     except (ValueError, TrainingError) as error:
         raise ToolError(str(error)) from error
 
@@ -96,18 +84,6 @@ async def train_model_with_heartbeat(
     async with heartbeat(beat, interval) as beats:
         result = await _run_training(model_name, epochs, learning_rate)
     return {**result.to_dict(), "heartbeats_sent": beats.beats}
-
-
-@server.tool()
-async def server_info() -> dict[str, Any]:
-    """Who is answering: process id, time scale and limits (also the cheapest call, for latency floors)."""
-    return {
-        "server": server.name,
-        "pid": os.getpid(),
-        "time_scale": settings.time_scale,
-        "epoch_seconds": settings.scaled(EPOCH_SECONDS),
-        "max_epochs": settings.max_epochs,
-    }
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ from lab_helpers.servers import ServerProcess, ServerStartError
 
 TINY_SERVER = textwrap.dedent(
     """
+    from lab_helpers import config
     from lab_helpers.serving import LabMCPServer, serve
-    server = LabMCPServer("tiny")
+    server = LabMCPServer("tiny", config.load())
 
     @server.tool()
     def hello(name: str) -> str:

@@ -1,0 +1,198 @@
+"""servers/async_tasks.py over real HTTP: every tool and state, cancel, failure, expiry, bad input, restart."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mcp
+import pytest
+
+from conftest import TEST_TIME_SCALE
+from lab_helpers import config
+from lab_helpers.mcp_client import open_session
+from lab_helpers.servers import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
+    root = tmp_path_factory.mktemp("async")
+    return config.load(env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=root / "artifacts", logs_dir=root / "logs",
+                       max_epochs=500)
+
+
+@pytest.fixture(scope="module")
+def server(module_settings: config.Settings) -> Iterator[ServerProcess]:
+    with ServerProcess("async_tasks.py", settings=module_settings) as process:
+        yield process
+
+
+async def _tool(session: mcp.ClientSession, name: str, **arguments: Any) -> dict[str, Any]:
+    result = await session.call_tool(name, arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def _error(session: mcp.ClientSession, name: str, **arguments: Any) -> str:
+    result = await session.call_tool(name, arguments)
+    assert result.is_error, result.structured_content
+    return result.content[0].text
+
+
+async def _wait_for(session: mcp.ClientSession, task_id: str, *statuses: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = await _tool(session, "check_task_status", task_id=task_id)
+        if status["status"] in statuses:
+            return status
+        assert time.monotonic() < deadline, f"task stuck in {status['status']}"
+        await asyncio.sleep(0.02)
+
+
+def test_start_returns_at_once_and_results_come_from_a_new_connection(
+    server: ServerProcess, module_settings: config.Settings
+) -> None:
+    epochs = 40  # 0.8 s of training at the test time scale
+
+    async def start() -> tuple[dict[str, Any], float]:
+        async with open_session(server.url) as session:
+            started = time.monotonic()
+            task = await _tool(session, "model_training", model_name="first", epochs=epochs)
+            return task, time.monotonic() - started
+
+    task, took = asyncio.run(start())
+    assert took < epochs * TEST_TIME_SCALE / 2, f"the call waited for the training ({took:.2f} s)"
+    assert task["status"] in ("submitted", "running") and uuid.UUID(task["task_id"])
+
+    async def come_back() -> tuple[dict[str, Any], dict[str, Any]]:  # a brand-new client, only the id in hand
+        async with open_session(server.url) as session:
+            status = await _wait_for(session, task["task_id"], "completed")
+            return status, await _tool(session, "get_task_results", task_id=task["task_id"])
+
+    status, results = asyncio.run(come_back())
+    assert status["progress"] == status["total"] == epochs and status["finished_at"] >= status["started_at"]
+    assert results["task_id"] == task["task_id"] and len(results["history"]) == epochs
+    assert results["val_accuracy"] > 0.85
+    assert Path(results["artifact_path"]).parent == module_settings.artifacts_dir
+
+
+def test_status_moves_from_running_to_completed_and_results_wait_for_it(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with open_session(server.url) as session:
+            task = await _tool(session, "model_training", model_name="watched", epochs=30)
+            running = await _wait_for(session, task["task_id"], "running")
+            assert running["started_at"] is not None and running["finished_at"] is None
+            message = await _error(session, "get_task_results", task_id=task["task_id"])
+            assert f"task {task['task_id']} is not finished: status is running" in message
+            done = await _wait_for(session, task["task_id"], "completed")
+            assert done["message"] == "completed" and done["percent"] == 100.0
+
+    asyncio.run(scenario())
+
+
+def test_cancel_and_failure_end_in_their_states_with_readable_messages(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with open_session(server.url) as session:
+            long = await _tool(session, "model_training", model_name="long", epochs=500)
+            doomed = await _tool(session, "model_training", model_name="doomed", epochs=20, learning_rate=1e5)
+            await _wait_for(session, long["task_id"], "running")
+            cancelled = await _tool(session, "cancel_task", task_id=long["task_id"])
+            assert cancelled["status"] == "cancelled"
+            progress = cancelled["progress"]
+            await asyncio.sleep(5 * TEST_TIME_SCALE)
+            assert (await _tool(session, "check_task_status", task_id=long["task_id"]))["progress"] == progress
+            assert "already cancelled" in await _error(session, "cancel_task", task_id=long["task_id"])
+            assert "was cancelled, so it has no results" in await _error(
+                session, "get_task_results", task_id=long["task_id"])
+
+            failed = await _wait_for(session, doomed["task_id"], "failed")
+            assert "diverged at epoch 1/20" in failed["error"]
+            assert "failed, so it has no results" in await _error(session, "get_task_results", task_id=doomed["task_id"])
+            listed = await _tool(session, "list_tasks")
+            ids = [row["task_id"] for row in listed["tasks"]]
+            assert ids.index(doomed["task_id"]) < ids.index(long["task_id"]), "newest first"
+            assert listed["counts"]["cancelled"] >= 1 and listed["counts"]["failed"] >= 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "message"),
+    [
+        ("model_training", {"model_name": "x", "epochs": 0}, "epochs must be between 1 and 500, got 0"),
+        ("model_training", {"model_name": "x", "epochs": -3}, "epochs must be between 1 and 500, got -3"),
+        ("model_training", {"model_name": "x", "epochs": 10**6}, "epochs must be between 1 and 500"),
+        ("model_training", {"model_name": "", "epochs": 3}, "model_name must be 1-64 characters"),
+        ("model_training", {"model_name": "x", "epochs": 3, "priority": 1}, "unknown argument(s) priority"),
+        ("check_task_status", {"task_id": "abc"}, "malformed task_id 'abc'"),
+        ("check_task_status", {"task_id": str(uuid.UUID(int=7))}, "unknown task 00000000-0000-0000-0000-000000000007"),
+        ("get_task_results", {"task_id": "'; DROP TABLE tasks"}, "malformed task_id"),
+        ("cancel_task", {"task_id": str(uuid.UUID(int=8))}, "unknown task"),
+        ("check_task_status", {}, "task_id"),
+    ],
+)
+def test_bad_input_gets_a_clear_tool_error(server: ServerProcess, tool: str, arguments: dict, message: str) -> None:
+    async def scenario() -> str:
+        async with open_session(server.url) as session:
+            return await _error(session, tool, **arguments)
+
+    assert message in asyncio.run(scenario())
+
+
+def test_hundreds_of_tasks_at_once_all_complete_and_status_stays_fast(server: ServerProcess) -> None:
+    async def scenario() -> tuple[list[str], float]:
+        async with open_session(server.url) as session:
+            ids = [(await _tool(session, "model_training", model_name=f"many-{n}", epochs=10))["task_id"]
+                   for n in range(300)]
+            started = time.monotonic()
+            for task_id in ids[:50]:
+                await _tool(session, "check_task_status", task_id=task_id)
+            per_status = (time.monotonic() - started) / 50
+            statuses = [await _wait_for(session, task_id, "completed") for task_id in ids]
+            return [status["status"] for status in statuses], per_status
+
+    statuses, per_status = asyncio.run(scenario())
+    assert statuses == ["completed"] * 300
+    assert per_status < 1.0, "a status check must not wait for the running tasks"  # figures live in bench/task_load.py
+
+
+def test_finished_tasks_expire_after_the_retention_time(module_settings: config.Settings) -> None:
+    short = dataclasses.replace(module_settings, task_retention_seconds=25)  # 0.5 s at the test time scale
+
+    async def scenario(url: str) -> tuple[str, str]:
+        async with open_session(url) as session:
+            task = await _tool(session, "model_training", model_name="brief", epochs=2)
+            await _wait_for(session, task["task_id"], "completed")
+            kept = (await _tool(session, "get_task_results", task_id=task["task_id"]))["model_name"]
+            await asyncio.sleep(25 * TEST_TIME_SCALE + 0.2)
+            return kept, await _error(session, "check_task_status", task_id=task["task_id"])
+
+    with ServerProcess("async_tasks.py", settings=short, name="async-short-retention") as process:
+        kept, gone = asyncio.run(scenario(process.url))
+    assert kept == "brief"
+    assert "has expired: finished tasks are kept for 0.5 s" in gone
+
+
+def test_a_restart_forgets_every_task(module_settings: config.Settings) -> None:
+    async def start(url: str) -> tuple[str, str]:
+        async with open_session(url) as session:
+            done = await _tool(session, "model_training", model_name="before", epochs=2)
+            running = await _tool(session, "model_training", model_name="during", epochs=400)
+            await _wait_for(session, done["task_id"], "completed")
+            return done["task_id"], running["task_id"]
+
+    async def ask(url: str, task_id: str) -> str:
+        async with open_session(url) as session:
+            return await _error(session, "check_task_status", task_id=task_id)
+
+    with ServerProcess("async_tasks.py", settings=module_settings, name="async-restart") as process:
+        done_id, running_id = asyncio.run(start(process.url))
+        process.kill()
+        process.start()
+        for task_id in (done_id, running_id):
+            assert f"unknown task {task_id}" in asyncio.run(ask(process.url, task_id))
