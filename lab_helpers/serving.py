@@ -10,6 +10,11 @@ bite attendees:
   keeps uvicorn's 5 s default, which races the client's own ~5 s idle-connection
   drop: a client polling every ~5 s then sees ``ReadError`` now and then
   (see ``shared/STACK.md``, "the 5-second keep-alive race").
+* :class:`_H11Protocol` cancels the keep-alive timer of a connection that was
+  reset. uvicorn 0.54 cancels it only on a clean close, and the mcp client resets
+  its connection after every streamed answer, so each call's connection objects
+  (about 8 KB) stayed alive for the whole 75 s keep-alive: a polling client grew
+  the server's memory with every call (seen in ``bench/task_load.py``).
 
 A server script ends with ``serve(server)``; :mod:`lab_helpers.servers` starts it
 with ``--host`` and ``--port`` and waits for ``GET /health`` to answer.
@@ -25,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -99,6 +105,14 @@ class LabMCPServer(MCPServer):
         return await super().call_tool(name, arguments, context)
 
 
+class _H11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, also releasing the keep-alive timer when a connection is reset."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._unset_keepalive_if_required()
+
+
 def parse_args(argv: Sequence[str] | None = None, description: str | None = None) -> argparse.Namespace:
     """The command line every server script accepts."""
     parser = argparse.ArgumentParser(description=description)
@@ -132,6 +146,7 @@ def serve(server: MCPServer, argv: Sequence[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
+        http=_H11Protocol,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=3,
         log_level="warning",

@@ -209,6 +209,11 @@ class TaskManager:
             self._expired.popitem(last=False)
         return gone
 
+    def __len__(self) -> int:
+        """How many tasks are held (after expiring the old ones); O(1), unlike :meth:`list`."""
+        self.expire()
+        return len(self._tasks)
+
     def counts(self) -> dict[str, int]:
         """How many tasks are held in each status."""
         counts = {status.value: 0 for status in TaskStatus}

@@ -30,7 +30,7 @@ tasks = TaskManager(retention_seconds=settings.scaled(settings.task_retention_se
 server = LabMCPServer(
     "async-tasks",
     settings,
-    info=lambda: {"task_retention_seconds": tasks.retention_seconds, "tasks": len(tasks.list())},
+    info=lambda: {"task_retention_seconds": tasks.retention_seconds, "tasks": len(tasks)},
     instructions="Starts training runs in the background and answers questions about them by task id.",
 )
 
