@@ -11,6 +11,7 @@ KERNEL := agentcore-longrun-lab
 # CI (and `make run`) executes every lesson with the same code paths, 50x faster than paced for reading.
 CI_TIME_SCALE ?= 0.02
 LAB_JUPYTER_PORT ?= 8888
+LAB_EMULATOR_PORT ?= 8787
 # Containers (SageMaker, Docker) often run as root, which JupyterLab refuses without this flag.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -25,9 +26,15 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (agentcore-longrun-lab)" > /dev/null
 	@touch $@
 
-## lab: set up, then serve JupyterLab on notebooks/ at http://127.0.0.1:$(LAB_JUPYTER_PORT)
+## lab: set up, start the local AgentCore emulator, then serve JupyterLab on notebooks/ at http://127.0.0.1:$(LAB_JUPYTER_PORT)
+# The emulator (local mode only) runs as long as JupyterLab does; its data stays in build/agentcore-local/.
 lab: $(STAMP)
 	@$(BIN)/python -m lab_helpers doctor || true
+	@mkdir -p build; if [ "$${LAB_MODE:-local}" = local ]; then \
+	  $(BIN)/python -m lab_helpers.agentcore_local serve --port $(LAB_EMULATOR_PORT) > build/agentcore-local.log 2>&1 & \
+	  emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
+	  echo "AgentCore emulator on http://127.0.0.1:$(LAB_EMULATOR_PORT) (log: build/agentcore-local.log)"; \
+	fi; \
 	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir notebooks --no-browser $(ALLOW_ROOT)
 
 ## test: set up, then every test and every notebook (papermill and nbval), at CI time scale

@@ -39,10 +39,12 @@ class Settings:
     time_scale: float = 1.0
     host: str = "127.0.0.1"
     jupyter_port: int = 8888
+    emulator_port: int = 8787
     max_epochs: int = 1000
     task_retention_seconds: float = 3600.0
     artifacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "artifacts")
     logs_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "logs")
+    emulator_db: Path = field(default_factory=lambda: REPO_ROOT / "build" / "agentcore-local" / "memory.db")
     headless: bool = False
 
     def as_env(self) -> dict[str, str]:
@@ -53,6 +55,8 @@ class Settings:
             "LAB_TIME_SCALE": repr(self.time_scale),
             "LAB_HOST": self.host,
             "LAB_JUPYTER_PORT": str(self.jupyter_port),
+            "LAB_EMULATOR_PORT": str(self.emulator_port),
+            "LAB_EMULATOR_DB": str(self.emulator_db),
             "LAB_MAX_EPOCHS": str(self.max_epochs),
             "LAB_TASK_RETENTION_SECONDS": repr(self.task_retention_seconds),
             "LAB_ARTIFACTS_DIR": str(self.artifacts_dir),
@@ -121,10 +125,12 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         time_scale=_number(env, "LAB_TIME_SCALE", 1.0, 0.0, MAX_TIME_SCALE),
         host=env.get("LAB_HOST", "").strip() or "127.0.0.1",
         jupyter_port=_port(env, "LAB_JUPYTER_PORT", 8888),
+        emulator_port=_port(env, "LAB_EMULATOR_PORT", 8787),
         max_epochs=int(_number(env, "LAB_MAX_EPOCHS", 1000, 1, 1_000_000)),
         task_retention_seconds=_number(env, "LAB_TASK_RETENTION_SECONDS", 3600.0, 0.0, 30 * 24 * 3600.0),
         artifacts_dir=Path(env.get("LAB_ARTIFACTS_DIR") or REPO_ROOT / "build" / "artifacts"),
         logs_dir=Path(env.get("LAB_LOGS_DIR") or REPO_ROOT / "build" / "logs"),
+        emulator_db=Path(env.get("LAB_EMULATOR_DB") or REPO_ROOT / "build" / "agentcore-local" / "memory.db"),
         headless=_flag(env, "LAB_HEADLESS") or not _in_notebook_frontend(),
     )
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -133,7 +139,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         if not 0.0 <= scale <= MAX_TIME_SCALE:
             raise ConfigError(f"time_scale must be between 0 and {MAX_TIME_SCALE:g}, got {scale!r}")
         overrides["time_scale"] = scale
-    for key in ("artifacts_dir", "logs_dir"):
+    for key in ("artifacts_dir", "logs_dir", "emulator_db"):
         if key in overrides:
             overrides[key] = Path(overrides[key])  # type: ignore[arg-type]
     return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -55,6 +55,19 @@ def aws_credentials_source(settings: config.Settings) -> str | None:
     return credentials.method if credentials else None
 
 
+def agentcore_status(settings: config.Settings) -> str:
+    """Where Memory calls go: the real service (aws mode) or the local emulator, and whether it is up."""
+    if settings.mode == "aws":
+        return f"the real AWS service in {settings.region}"
+    from lab_helpers.memory import emulator_health
+
+    endpoint = f"http://{settings.host}:{settings.emulator_port}"
+    health = emulator_health(endpoint)
+    if health and health.get("server") == "agentcore-local":
+        return f"local emulator running at {endpoint}, data in {health.get('db')}"
+    return f"local emulator not running yet (make lab, or use_agentcore() in a notebook, starts it at {endpoint})"
+
+
 def report(settings: config.Settings) -> tuple[list[str], list[str]]:
     """The doctor's lines, and the problems that stop the lessons from running."""
     problems: list[str] = []
@@ -74,6 +87,7 @@ def report(settings: config.Settings) -> tuple[list[str], list[str]]:
         f"  time scale         {settings.time_scale:g} (LAB_TIME_SCALE: one training epoch lasts {settings.scaled(1.0):g} s)",
         f"  AWS credentials    {'found (' + source + ')' if source else 'none found'}",
         f"  runs locally       MCP servers from servers/ on {settings.host} (free ports), the NumPy training workload",
+        f"  AgentCore          {agentcore_status(settings)}",
         f"  artifacts          {settings.artifacts_dir}",
         f"  server logs        {settings.logs_dir}",
     ]

@@ -31,7 +31,8 @@ def test_local_mode_needs_no_credentials(tmp_path: Path) -> None:
     run = _doctor(tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     for expected in ("mcp                2.1.1", "strands-agents", "bedrock-agentcore", "mode               local",
-                     "AWS credentials    none found", "runs locally       MCP servers from servers/ on 127.0.0.1"):
+                     "AWS credentials    none found", "runs locally       MCP servers from servers/ on 127.0.0.1",
+                     "AgentCore          local emulator"):
         assert expected in run.stdout
     assert run.stdout.rstrip().endswith("All set.")
 
@@ -40,6 +41,7 @@ def test_aws_mode_without_credentials_is_a_problem(tmp_path: Path) -> None:
     run = _doctor(tmp_path, LAB_MODE="aws")
     assert run.returncode == 1
     assert "LAB_MODE=aws but boto3 finds no AWS credentials" in run.stdout
+    assert "AgentCore          the real AWS service in us-east-1" in run.stdout
 
 
 def test_aws_mode_with_credentials_is_fine(tmp_path: Path) -> None:

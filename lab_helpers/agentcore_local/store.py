@@ -1,0 +1,615 @@
+"""The emulator's durable store: one SQLite database in WAL mode, no HTTP here.
+
+What is stored
+--------------
+* ``memories``: the control-plane resources (id ``<name>-<10 alphanumerics>`` as AWS generates them, ARN,
+  strategies with generated strategy ids and namespace templates, status). A memory is ``CREATING`` when
+  CreateMemory answers and becomes ``ACTIVE`` on the first GetMemory after that (so
+  ``MemoryClient.create_memory_and_wait`` sees both states without any timer). DeleteMemory removes the memory,
+  its events and its records at once.
+* ``events``: short-term memory. Every event belongs to exactly one (memory, actor, session); every read query
+  carries all three, so an event is never visible under another actor or session. Event ids look like AWS's
+  (``<19-digit epoch ms>#<8 hex>``). Listing is newest first by ``eventTimestamp`` (ties: newest write first),
+  paginated with an opaque keyset token, so pages never repeat or skip an event even while events are added.
+  ``clientToken`` is unique per memory: a repeated token returns the event first stored under it.
+* ``sessions``: one row per (memory, actor, session), written with the first event (ListSessions, ListActors).
+* ``records`` + ``records_fts``: long-term memory records.
+
+Long-term extraction (a documented stand-in, not the AWS behaviour)
+-------------------------------------------------------------------
+AWS extracts records asynchronously with an LLM per strategy. Here extraction is synchronous and literal: when a
+conversational event is created (and its ``extractionMode`` is not ``SKIP``), every conversational payload item
+becomes one record per strategy of the memory, in that strategy's namespace templates with ``{actorId}``,
+``{sessionId}``, ``{memoryStrategyId}`` (and ``extractionConfig.namespaceVariables``) filled in. The record text is
+the message text; when the text is a Strands session message (JSON with ``message.content[].text``), the text
+parts are used. A memory without strategies gets no records, as on AWS.
+
+Search is lexical, not semantic: RetrieveMemoryRecords runs an SQLite FTS5 ``MATCH`` over the record texts
+(any query word, porter stemming, ranked by BM25). ``score`` is the share of the query's distinct words found
+in the record (a word counts when it equals, or shares a prefix of at least 4 letters with, a record word), in
+(0, 1]: plain to reason about, and comparable with the SDK's ``relevance_score`` threshold (default 0.2).
+A query that shares no word with a record does not find it, even when a semantic search would.
+
+Durability
+----------
+``journal_mode=WAL`` with ``synchronous=NORMAL``: every write is its own short transaction, and the HTTP answer is
+sent only after the commit returned, so an acknowledged write survives a crash of the emulator process (SIGKILL).
+(A power loss may lose the last transactions; that is not what this emulator promises.)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import sqlite3
+import string
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Iterable
+
+ACCOUNT_ID = "123456789012"
+_ALNUM = string.ascii_letters + string.digits
+
+STRATEGY_TYPES = {
+    "semanticMemoryStrategy": "SEMANTIC",
+    "summaryMemoryStrategy": "SUMMARIZATION",
+    "userPreferenceMemoryStrategy": "USER_PREFERENCE",
+    "customMemoryStrategy": "CUSTOM",
+    "episodicMemoryStrategy": "EPISODIC",
+}
+DEFAULT_NAMESPACES = {
+    "SEMANTIC": ["/strategies/{memoryStrategyId}/actors/{actorId}/"],
+    "SUMMARIZATION": ["/strategies/{memoryStrategyId}/actors/{actorId}/sessions/{sessionId}/"],
+    "USER_PREFERENCE": ["/strategies/{memoryStrategyId}/actors/{actorId}/"],
+    "EPISODIC": ["/strategies/{memoryStrategyId}/actors/{actorId}/sessions/{sessionId}/"],
+    "CUSTOM": ["custom/{actorId}/{sessionId}/"],
+}
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS memories (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL,            -- the Memory structure as returned (JSON), status kept in `status`
+    status TEXT NOT NULL,
+    client_token TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    event_ts REAL NOT NULL,
+    payload TEXT NOT NULL,
+    branch TEXT,                  -- Branch structure (JSON) or NULL for the main branch
+    branch_name TEXT,
+    metadata TEXT,                -- {key: stringValue} (JSON) or NULL
+    client_token TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_id ON events (memory_id, event_id);
+CREATE INDEX IF NOT EXISTS events_by_session ON events (memory_id, actor_id, session_id, event_ts, seq);
+CREATE UNIQUE INDEX IF NOT EXISTS events_by_token ON events (memory_id, client_token) WHERE client_token IS NOT NULL;
+CREATE TABLE IF NOT EXISTS sessions (
+    memory_id TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (memory_id, actor_id, session_id)
+);
+CREATE TABLE IF NOT EXISTS records (
+    rid INTEGER PRIMARY KEY AUTOINCREMENT,
+    record_id TEXT NOT NULL UNIQUE,
+    memory_id TEXT NOT NULL,
+    strategy_id TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    event_id TEXT
+);
+CREATE INDEX IF NOT EXISTS records_by_memory ON records (memory_id, namespace);
+CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(text, tokenize='porter unicode61');
+"""
+
+
+class StoreError(Exception):
+    """Base of the errors the HTTP layer maps to AWS error types."""
+
+    code = "ServiceException"
+    status = 500
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+class NotFound(StoreError):
+    code = "ResourceNotFoundException"
+    status = 404
+
+
+class Invalid(StoreError):
+    code = "ValidationException"
+    status = 400
+
+    def __init__(self, message: str, reason: str = "FieldValidationFailed") -> None:
+        super().__init__(message, reason)
+
+
+class Conflict(StoreError):
+    code = "ConflictException"
+    status = 409
+
+
+def random_suffix(n: int = 10) -> str:
+    return "".join(secrets.choice(_ALNUM) for _ in range(n))
+
+
+def _encode_token(value: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+def _decode_token(token: str) -> Any:
+    try:
+        return json.loads(base64.urlsafe_b64decode(token.encode()))
+    except Exception as exc:  # noqa: BLE001 - any garbage token is the caller's mistake
+        raise Invalid("nextToken is not a token this service issued", "CannotParse") from exc
+
+
+def _offset_token(token: str | None) -> int:
+    if token is None:
+        return 0
+    value = _decode_token(token)
+    if not isinstance(value, int) or value < 0:
+        raise Invalid("nextToken is not a token this service issued", "CannotParse")
+    return value
+
+
+def record_text(text: str) -> str:
+    """The text a record keeps of a conversational message (Strands messages: their text parts)."""
+    if text[:1] == "{":
+        try:
+            doc = json.loads(text)
+            content = doc.get("message", doc).get("content")
+            parts = [c["text"] for c in content if isinstance(c, dict) and isinstance(c.get("text"), str)]
+            if parts:
+                return "\n".join(parts)
+        except (ValueError, AttributeError, TypeError):
+            pass
+    return text
+
+
+def _fts_query(query: str) -> str | None:
+    words = re.findall(r"\w+", query.lower())
+    if not words:
+        return None
+    return " OR ".join('"' + w.replace('"', "") + '"' for w in dict.fromkeys(words))
+
+
+def _words(text: str) -> list[str]:
+    return list(dict.fromkeys(re.findall(r"\w+", text.lower())))
+
+
+def _coverage(query_words: list[str], text: str) -> float:
+    words = set(_words(text))
+
+    def found(q: str) -> bool:
+        if q in words:
+            return True
+        stem = q[: max(4, len(q) - 3)]
+        return len(stem) >= 4 and any(w.startswith(stem) for w in words)
+
+    return round(sum(1 for q in query_words if found(q)) / len(query_words), 4) if query_words else 0.0
+
+
+def _ns_matches(record_ns: str, namespace: str | None, namespace_path: str | None) -> bool:
+    if namespace is not None:
+        return record_ns.rstrip("/") == namespace.rstrip("/")
+    if namespace_path is not None:
+        path = namespace_path.rstrip("/")
+        return path == "" or record_ns.rstrip("/") == path or record_ns.startswith(path + "/")
+    return True
+
+
+class Store:
+    """All reads and writes of the emulator; one connection, used under one lock."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+        self.lock = threading.RLock()
+        self._memory_cache: dict[str, dict[str, Any]] = {}
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    # -- control plane ------------------------------------------------------------------------
+    def create_memory(self, params: dict[str, Any], region: str) -> dict[str, Any]:
+        name = params["name"]
+        token = params.get("clientToken")
+        with self.lock:
+            if token:
+                row = self.db.execute(
+                    "SELECT doc, status, name FROM memories WHERE client_token = ?", (token,)
+                ).fetchone()
+                if row:
+                    if row[2] != name:
+                        raise Conflict(
+                            f"clientToken {token!r} was already used to create a different memory ({row[2]})"
+                        )
+                    return {**json.loads(row[0]), "status": row[1]}
+            if self.db.execute("SELECT 1 FROM memories WHERE name = ?", (name,)).fetchone():
+                raise Invalid(f"Memory with name {name} already exists", "ResourceConflict")
+            now = time.time()
+            memory_id = f"{name}-{random_suffix()}"
+            doc: dict[str, Any] = {
+                "arn": f"arn:aws:bedrock-agentcore:{region}:{ACCOUNT_ID}:memory/{memory_id}",
+                "id": memory_id,
+                "name": name,
+                "eventExpiryDuration": params["eventExpiryDuration"],
+                "createdAt": now,
+                "updatedAt": now,
+                "strategies": [self._strategy(item, now) for item in params.get("memoryStrategies") or []],
+            }
+            for key in ("description", "encryptionKeyArn", "memoryExecutionRoleArn", "indexedKeys",
+                        "namespaceKeys", "streamDeliveryResources"):
+                if params.get(key) is not None:
+                    doc[key] = params[key]
+            self.db.execute(
+                "INSERT INTO memories (id, name, doc, status, client_token, created_at) VALUES (?,?,?,?,?,?)",
+                (memory_id, name, json.dumps(doc), "CREATING", token, now),
+            )
+            return {**doc, "status": "CREATING"}
+
+    @staticmethod
+    def _strategy(item: dict[str, Any], now: float) -> dict[str, Any]:
+        (key, conf), = item.items()
+        kind = STRATEGY_TYPES[key]
+        templates = conf.get("namespaceTemplates") or conf.get("namespaces") or DEFAULT_NAMESPACES[kind]
+        strategy = {
+            "strategyId": f"{conf['name']}-{random_suffix()}",
+            "name": conf["name"],
+            "type": kind,
+            "namespaces": list(templates),
+            "namespaceTemplates": list(templates),
+            "status": "ACTIVE",
+            "createdAt": now,
+            "updatedAt": now,
+        }
+        if conf.get("description"):
+            strategy["description"] = conf["description"]
+        return strategy
+
+    def get_memory(self, memory_id: str) -> dict[str, Any]:
+        with self.lock:
+            row = self.db.execute("SELECT doc, status FROM memories WHERE id = ?", (memory_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Memory {memory_id} not found")
+            doc, status = json.loads(row[0]), row[1]
+            if status == "CREATING":  # the next look sees it ACTIVE
+                self.db.execute("UPDATE memories SET status = 'ACTIVE' WHERE id = ?", (memory_id,))
+            return {**doc, "status": status}
+
+    def list_memories(self, max_results: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
+        offset = _offset_token(token)
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT doc, status FROM memories ORDER BY created_at, id LIMIT ? OFFSET ?",
+                (max_results + 1, offset),
+            ).fetchall()
+        summaries = []
+        for doc_text, status in rows[:max_results]:
+            doc = json.loads(doc_text)
+            summaries.append({"arn": doc["arn"], "id": doc["id"], "status": status,
+                              "createdAt": doc["createdAt"], "updatedAt": doc["updatedAt"]})
+        return summaries, (_encode_token(offset + max_results) if len(rows) > max_results else None)
+
+    def delete_memory(self, memory_id: str) -> None:
+        with self.lock:
+            if not self.db.execute("SELECT 1 FROM memories WHERE id = ?", (memory_id,)).fetchone():
+                raise NotFound(f"Memory {memory_id} not found")
+            self._memory_cache.pop(memory_id, None)
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    "DELETE FROM records_fts WHERE rowid IN (SELECT rid FROM records WHERE memory_id = ?)",
+                    (memory_id,),
+                )
+                for table in ("records", "events", "sessions"):
+                    self.db.execute(f"DELETE FROM {table} WHERE memory_id = ?", (memory_id,))
+                self.db.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _memory(self, memory_id: str) -> dict[str, Any]:
+        """The memory's document (cached: one process owns the database), or NotFound."""
+        doc = self._memory_cache.get(memory_id)
+        if doc is None:
+            row = self.db.execute("SELECT doc FROM memories WHERE id = ?", (memory_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Memory {memory_id} not found")
+            doc = self._memory_cache[memory_id] = json.loads(row[0])
+        return doc
+
+    # -- events -------------------------------------------------------------------------------
+    def create_event(self, memory_id: str, p: dict[str, Any]) -> dict[str, Any]:
+        actor_id, session_id = p["actorId"], p["sessionId"]
+        token = p.get("clientToken")
+        branch = p.get("branch")
+        metadata = {k: v.get("stringValue", "") for k, v in (p.get("metadata") or {}).items()}
+        ts = float(p["eventTimestamp"])
+        ts = int(round(ts * 1000)) / 1000.0  # the service stores milliseconds
+        with self.lock:
+            memory = self._memory(memory_id)
+            if token is not None:
+                row = self._select_events("memory_id = ? AND client_token = ?", (memory_id, token))
+                if row:
+                    event = row[0]
+                    if event["actorId"] != actor_id or event["sessionId"] != session_id:
+                        raise Invalid(
+                            "clientToken was already used for an event of another actor or session",
+                            "IdempotentParameterMismatchException",
+                        )
+                    return event
+            event_id = f"{int(ts * 1000):019d}#{secrets.token_hex(4)}"
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.execute(
+                    "INSERT INTO events (memory_id, actor_id, session_id, event_id, event_ts, payload, branch,"
+                    " branch_name, metadata, client_token) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (memory_id, actor_id, session_id, event_id, ts, json.dumps(p["payload"]),
+                     json.dumps(branch) if branch else None, branch["name"] if branch else None,
+                     json.dumps(metadata) if metadata else None, token),
+                )
+                self.db.execute(
+                    "INSERT OR IGNORE INTO sessions (memory_id, actor_id, session_id, created_at) VALUES (?,?,?,?)",
+                    (memory_id, actor_id, session_id, ts),
+                )
+                if memory.get("strategies") and p.get("extractionMode") != "SKIP":
+                    self._extract(memory, event_id, actor_id, session_id, p)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        event: dict[str, Any] = {"memoryId": memory_id, "actorId": actor_id, "sessionId": session_id,
+                                 "eventId": event_id, "eventTimestamp": ts, "payload": p["payload"]}
+        if branch:
+            event["branch"] = branch
+        if metadata:
+            event["metadata"] = {k: {"stringValue": v} for k, v in metadata.items()}
+        return event
+
+    def _extract(self, memory: dict[str, Any], event_id: str, actor_id: str, session_id: str,
+                 p: dict[str, Any]) -> None:
+        texts = [record_text(item["conversational"]["content"]["text"])
+                 for item in p["payload"] if "conversational" in item]
+        if not texts:
+            return
+        variables = dict((p.get("extractionConfig") or {}).get("namespaceVariables") or {})
+        now = time.time()
+        for strategy in memory["strategies"]:
+            values = {**variables, "actorId": actor_id, "sessionId": session_id,
+                      "memoryStrategyId": strategy["strategyId"], "strategyId": strategy["strategyId"]}
+            for template in strategy["namespaceTemplates"]:
+                namespace = re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), template)
+                for text in texts:
+                    cur = self.db.execute(
+                        "INSERT INTO records (record_id, memory_id, strategy_id, namespace, text, created_at,"
+                        " event_id) VALUES (?,?,?,?,?,?,?)",
+                        (f"mem-{uuid.uuid4()}", memory["id"], strategy["strategyId"], namespace, text, now, event_id),
+                    )
+                    self.db.execute("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, text))
+
+    _EVENT_COLUMNS = "memory_id, actor_id, session_id, event_id, event_ts, payload, branch, metadata, seq"
+
+    def _select_events(self, where: str, args: Iterable[Any], tail: str = "",
+                       payloads: bool = True) -> list[dict[str, Any]]:
+        rows = self.db.execute(f"SELECT {self._EVENT_COLUMNS} FROM events WHERE {where} {tail}", tuple(args))
+        events = []
+        for memory_id, actor_id, session_id, event_id, ts, payload, branch, metadata, seq in rows:
+            event: dict[str, Any] = {"memoryId": memory_id, "actorId": actor_id, "sessionId": session_id,
+                                     "eventId": event_id, "eventTimestamp": ts,
+                                     "payload": json.loads(payload) if payloads else [], "_seq": seq}
+            if branch:
+                event["branch"] = json.loads(branch)
+            if metadata:
+                event["metadata"] = {k: {"stringValue": v} for k, v in json.loads(metadata).items()}
+            events.append(event)
+        return events
+
+    @staticmethod
+    def _public(event: dict[str, Any]) -> dict[str, Any]:
+        event.pop("_seq", None)
+        return event
+
+    def get_event(self, memory_id: str, actor_id: str, session_id: str, event_id: str) -> dict[str, Any]:
+        with self.lock:
+            self._memory(memory_id)
+            rows = self._select_events(
+                "memory_id = ? AND event_id = ? AND actor_id = ? AND session_id = ?",
+                (memory_id, event_id, actor_id, session_id),
+            )
+        if not rows:
+            raise NotFound(f"Event {event_id} not found in session {session_id} of actor {actor_id}")
+        return self._public(rows[0])
+
+    def delete_event(self, memory_id: str, actor_id: str, session_id: str, event_id: str) -> None:
+        with self.lock:
+            self._memory(memory_id)
+            cur = self.db.execute(
+                "DELETE FROM events WHERE memory_id = ? AND event_id = ? AND actor_id = ? AND session_id = ?",
+                (memory_id, event_id, actor_id, session_id),
+            )
+        if cur.rowcount == 0:
+            raise NotFound(f"Event {event_id} not found in session {session_id} of actor {actor_id}")
+
+    def list_events(self, memory_id: str, actor_id: str, session_id: str, *, include_payloads: bool,
+                    flt: dict[str, Any] | None, max_results: int, token: str | None
+                    ) -> tuple[list[dict[str, Any]], str | None]:
+        where = ["memory_id = ?", "actor_id = ?", "session_id = ?"]
+        args: list[Any] = [memory_id, actor_id, session_id]
+        flt = flt or {}
+        with self.lock:
+            self._memory(memory_id)
+            branch = flt.get("branch")
+            if branch:
+                cond, cond_args = "branch_name = ?", [branch["name"]]
+                if branch.get("includeParentBranches"):
+                    root = self.db.execute(
+                        "SELECT e.event_ts, e.seq FROM events b JOIN events e ON e.memory_id = b.memory_id"
+                        " AND e.event_id = json_extract(b.branch, '$.rootEventId')"
+                        " WHERE b.memory_id = ? AND b.actor_id = ? AND b.session_id = ? AND b.branch_name = ?"
+                        " AND b.branch IS NOT NULL LIMIT 1",
+                        (memory_id, actor_id, session_id, branch["name"]),
+                    ).fetchone()
+                    if root:
+                        cond = ("(branch_name = ? OR (branch_name IS NULL AND (event_ts < ? OR"
+                                " (event_ts = ? AND seq <= ?))))")
+                        cond_args += [root[0], root[0], root[1]]
+                where.append(cond)
+                args += cond_args
+            for expr in flt.get("eventMetadata") or []:
+                key = expr["left"]["metadataKey"]
+                path = '$."' + key.replace('"', "") + '"'
+                op = expr["operator"]
+                if op == "EQUALS_TO":
+                    where.append("json_extract(metadata, ?) = ?")
+                    args += [path, expr["right"]["metadataValue"]["stringValue"]]
+                elif op == "EXISTS":
+                    where.append("json_type(metadata, ?) IS NOT NULL")
+                    args.append(path)
+                else:  # NOT_EXISTS
+                    where.append("(metadata IS NULL OR json_type(metadata, ?) IS NULL)")
+                    args.append(path)
+            if token is not None:
+                position = _decode_token(token)
+                if not (isinstance(position, list) and len(position) == 2):
+                    raise Invalid("nextToken is not a token this service issued", "CannotParse")
+                where.append("(event_ts < ? OR (event_ts = ? AND seq < ?))")
+                args += [position[0], position[0], position[1]]
+            args.append(max_results + 1)
+            events = self._select_events(" AND ".join(where), args, "ORDER BY event_ts DESC, seq DESC LIMIT ?",
+                                         payloads=include_payloads)
+        next_token = None
+        if len(events) > max_results:
+            events = events[:max_results]
+            next_token = _encode_token([events[-1]["eventTimestamp"], events[-1]["_seq"]])
+        for event in events:
+            self._public(event)
+            if not include_payloads:
+                del event["payload"]
+        return events, next_token
+
+    def list_sessions(self, memory_id: str, actor_id: str, max_results: int, token: str | None,
+                      has_events: bool) -> tuple[list[dict[str, Any]], str | None]:
+        offset = _offset_token(token)
+        extra = (" AND EXISTS (SELECT 1 FROM events e WHERE e.memory_id = s.memory_id AND e.actor_id = s.actor_id"
+                 " AND e.session_id = s.session_id)") if has_events else ""
+        with self.lock:
+            self._memory(memory_id)
+            rows = self.db.execute(
+                f"SELECT session_id, created_at FROM sessions s WHERE memory_id = ? AND actor_id = ?{extra}"
+                " ORDER BY created_at DESC, session_id LIMIT ? OFFSET ?",
+                (memory_id, actor_id, max_results + 1, offset),
+            ).fetchall()
+        summaries = [{"sessionId": s, "actorId": actor_id, "createdAt": c} for s, c in rows[:max_results]]
+        return summaries, (_encode_token(offset + max_results) if len(rows) > max_results else None)
+
+    def list_actors(self, memory_id: str, max_results: int, token: str | None
+                    ) -> tuple[list[dict[str, Any]], str | None]:
+        offset = _offset_token(token)
+        with self.lock:
+            self._memory(memory_id)
+            rows = self.db.execute(
+                "SELECT DISTINCT actor_id FROM sessions WHERE memory_id = ? ORDER BY actor_id LIMIT ? OFFSET ?",
+                (memory_id, max_results + 1, offset),
+            ).fetchall()
+        summaries = [{"actorId": a} for (a,) in rows[:max_results]]
+        return summaries, (_encode_token(offset + max_results) if len(rows) > max_results else None)
+
+    # -- long-term records --------------------------------------------------------------------
+    @staticmethod
+    def _record(row: tuple[Any, ...], score: float | None = None) -> dict[str, Any]:
+        record_id, strategy_id, namespace, text, created_at = row[:5]
+        summary: dict[str, Any] = {"memoryRecordId": record_id, "content": {"text": text},
+                                   "memoryStrategyId": strategy_id, "namespaces": [namespace],
+                                   "createdAt": created_at}
+        if score is not None:
+            summary["score"] = score
+        return summary
+
+    def retrieve_records(self, memory_id: str, query: str, namespace: str | None, namespace_path: str | None,
+                         strategy_id: str | None, top_k: int) -> list[dict[str, Any]]:
+        fts = _fts_query(query)
+        with self.lock:
+            self._memory(memory_id)
+            if fts is None:
+                return []
+            rows = self.db.execute(
+                "SELECT r.record_id, r.strategy_id, r.namespace, r.text, r.created_at, bm25(records_fts) AS rank"
+                " FROM records_fts JOIN records r ON r.rid = records_fts.rowid"
+                " WHERE records_fts MATCH ? AND r.memory_id = ? AND (? IS NULL OR r.strategy_id = ?)"
+                " ORDER BY rank LIMIT 1000",
+                (fts, memory_id, strategy_id, strategy_id),
+            ).fetchall()
+        query_words = _words(query)
+        out = []
+        for row in rows:
+            if _ns_matches(row[2], namespace, namespace_path):
+                out.append(self._record(row, score=_coverage(query_words, row[3])))
+        out.sort(key=lambda r: -r["score"])  # stable: BM25 order among equal scores
+        return out[:top_k]
+
+    def list_records(self, memory_id: str, namespace: str | None, namespace_path: str | None,
+                     strategy_id: str | None, max_results: int, token: str | None
+                     ) -> tuple[list[dict[str, Any]], str | None]:
+        offset = _offset_token(token)
+        with self.lock:
+            self._memory(memory_id)
+            rows = self.db.execute(
+                "SELECT record_id, strategy_id, namespace, text, created_at FROM records WHERE memory_id = ?"
+                " AND (? IS NULL OR strategy_id = ?) ORDER BY created_at DESC, rid DESC",
+                (memory_id, strategy_id, strategy_id),
+            ).fetchall()
+        matching = [r for r in rows if _ns_matches(r[2], namespace, namespace_path)]
+        page = [self._record(r) for r in matching[offset:offset + max_results]]
+        more = len(matching) > offset + max_results
+        return page, (_encode_token(offset + max_results) if more else None)
+
+    def get_record(self, memory_id: str, record_id: str) -> dict[str, Any]:
+        with self.lock:
+            self._memory(memory_id)
+            row = self.db.execute(
+                "SELECT record_id, strategy_id, namespace, text, created_at FROM records"
+                " WHERE memory_id = ? AND record_id = ?", (memory_id, record_id),
+            ).fetchone()
+        if row is None:
+            raise NotFound(f"Memory record {record_id} not found")
+        return self._record(row)
+
+    def delete_record(self, memory_id: str, record_id: str) -> None:
+        with self.lock:
+            self._memory(memory_id)
+            row = self.db.execute(
+                "SELECT rid FROM records WHERE memory_id = ? AND record_id = ?", (memory_id, record_id)
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"Memory record {record_id} not found")
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM records_fts WHERE rowid = ?", (row[0],))
+            self.db.execute("DELETE FROM records WHERE rid = ?", (row[0],))
+            self.db.execute("COMMIT")
