@@ -10,8 +10,10 @@ bite attendees:
   keeps uvicorn's 5 s default, which races the client's own ~5 s idle-connection
   drop: a client polling every ~5 s then sees ``ReadError`` now and then
   (see ``shared/STACK.md``, "the 5-second keep-alive race").
-* :class:`_H11Protocol` cancels the keep-alive timer of a connection that was
-  reset. uvicorn 0.54 cancels it only on a clean close, and the mcp client resets
+* :class:`_HttpProtocol` is uvicorn's httptools protocol (a third faster per call than
+  its h11 one, which kept the Memory emulator under its benchmark target) and also
+  cancels the keep-alive timer of a connection that was reset. uvicorn 0.54 cancels
+  it only on a clean close, and the mcp client resets
   its connection after every streamed answer, so each call's connection objects
   (about 8 KB) stayed alive for the whole 75 s keep-alive: a polling client grew
   the server's memory with every call (seen in ``bench/task_load.py``).
@@ -30,7 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -105,8 +107,8 @@ class LabMCPServer(MCPServer):
         return await super().call_tool(name, arguments, context)
 
 
-class _H11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, also releasing the keep-alive timer when a connection is reset."""
+class _HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, also releasing the keep-alive timer when a connection is reset."""
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
@@ -146,7 +148,7 @@ def serve(server: MCPServer, argv: Sequence[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
-        http=_H11Protocol,
+        http=_HttpProtocol,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=3,
         log_level="warning",

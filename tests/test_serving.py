@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from lab_helpers.serving import _H11Protocol, parse_args
+from lab_helpers.serving import _HttpProtocol, parse_args
 
 
 def test_defaults_bind_loopback_on_the_runtime_port() -> None:
@@ -33,8 +33,8 @@ def test_a_lost_connection_releases_its_keep_alive_timer(error: Exception | None
         async def app(scope, receive, send) -> None:  # never called
             raise AssertionError
 
-        config = uvicorn.Config(app, http=_H11Protocol, timeout_keep_alive=75)
-        protocol = _H11Protocol(config=config, server_state=ServerState(), app_state={})
+        config = uvicorn.Config(app, http=_HttpProtocol, timeout_keep_alive=75)
+        protocol = _HttpProtocol(config=config, server_state=ServerState(), app_state={})
         transport = mock.Mock(spec=asyncio.Transport)
         transport.get_extra_info.return_value = None
         protocol.connection_made(transport)

@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import uvicorn
 
     from lab_helpers.agentcore_local.app import create_app
-    from lab_helpers.serving import KEEP_ALIVE_SECONDS, _H11Protocol
+    from lab_helpers.serving import KEEP_ALIVE_SECONDS, _HttpProtocol
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         app,
         host=args.host,
         port=args.port,
-        http=_H11Protocol,
+        http=_HttpProtocol,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=3,
         log_level="warning",
