@@ -144,13 +144,23 @@ def serve(server: MCPServer, argv: Sequence[str] | None = None) -> None:
     logging.getLogger(__name__).warning(
         "%s serving on http://%s:%d/mcp%s", server.name, args.host, args.port, " (resumable)" if event_store else ""
     )
+    run_app(app, args.host, args.port)
+
+
+def run_app(app: Any, host: str, port: int) -> None:
+    """Serve an ASGI app the workbench's way (the MCP servers and the AgentCore emulator alike).
+
+    httptools with the keep-alive timer fix, a 75 s keep-alive, a 3 s graceful
+    shutdown so ``ServerProcess.stop()`` never hangs, and no per-request log lines.
+    """
     config = uvicorn.Config(
         app,
-        host=args.host,
-        port=args.port,
+        host=host,
+        port=port,
         http=_HttpProtocol,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=3,
         log_level="warning",
+        access_log=False,
     )
     uvicorn.Server(config).run()

@@ -42,10 +42,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import uvicorn
-
     from lab_helpers.agentcore_local.app import create_app
-    from lab_helpers.serving import KEEP_ALIVE_SECONDS, _HttpProtocol
+    from lab_helpers.serving import run_app
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -53,17 +51,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.getLogger("lab_helpers.agentcore_local").warning(
         "agentcore-local serving on http://%s:%d (db %s)", args.host, args.port, args.db
     )
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        http=_HttpProtocol,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=3,
-        log_level="warning",
-        access_log=False,
-    )
-    uvicorn.Server(config).run()
+    run_app(app, args.host, args.port)
 
 
 if __name__ == "__main__":
