@@ -45,6 +45,10 @@ class Settings:
     artifacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "artifacts")
     logs_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "logs")
     emulator_db: Path = field(default_factory=lambda: REPO_ROOT / "build" / "agentcore-local" / "memory.db")
+    #: Where servers keep what must outlive their process on this machine (open-task journal, unsent records).
+    state_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "state")
+    #: Which model drives the lessons' agents: "offline", "bedrock", or an OpenAI-compatible server URL.
+    model: str = "offline"
     headless: bool = False
 
     def as_env(self) -> dict[str, str]:
@@ -61,6 +65,8 @@ class Settings:
             "LAB_TASK_RETENTION_SECONDS": repr(self.task_retention_seconds),
             "LAB_ARTIFACTS_DIR": str(self.artifacts_dir),
             "LAB_LOGS_DIR": str(self.logs_dir),
+            "LAB_STATE_DIR": str(self.state_dir),
+            "LAB_MODEL": self.model,
             "LAB_HEADLESS": "1" if self.headless else "0",
         }
 
@@ -98,6 +104,21 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (true/false), got {env[name]!r}")
 
 
+def _model(env: Mapping[str, str], mode: str) -> str:
+    """``LAB_MODEL``: ``offline`` (default locally), ``bedrock`` (default in aws mode) or an http(s) URL."""
+    raw = env.get("LAB_MODEL", "").strip()
+    if not raw:
+        return "bedrock" if mode == "aws" else "offline"
+    if raw.lower() in ("offline", "bedrock"):
+        return raw.lower()
+    if raw.startswith(("http://", "https://")):
+        return raw.rstrip("/")
+    raise ConfigError(
+        f"LAB_MODEL must be 'offline', 'bedrock' or the URL of an OpenAI-compatible server "
+        f"(llama.cpp, Ollama, vLLM: http://127.0.0.1:8080), got {env['LAB_MODEL']!r}"
+    )
+
+
 def _in_notebook_frontend() -> bool:
     """True inside a Jupyter kernel, where widgets can render; False in scripts and tests."""
     try:
@@ -131,6 +152,8 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         artifacts_dir=Path(env.get("LAB_ARTIFACTS_DIR") or REPO_ROOT / "build" / "artifacts"),
         logs_dir=Path(env.get("LAB_LOGS_DIR") or REPO_ROOT / "build" / "logs"),
         emulator_db=Path(env.get("LAB_EMULATOR_DB") or REPO_ROOT / "build" / "agentcore-local" / "memory.db"),
+        state_dir=Path(env.get("LAB_STATE_DIR") or REPO_ROOT / "build" / "state"),
+        model=_model(env, mode),  # type: ignore[arg-type]
         headless=_flag(env, "LAB_HEADLESS") or not _in_notebook_frontend(),
     )
     overrides = {key: value for key, value in overrides.items() if value is not None}
@@ -139,7 +162,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         if not 0.0 <= scale <= MAX_TIME_SCALE:
             raise ConfigError(f"time_scale must be between 0 and {MAX_TIME_SCALE:g}, got {scale!r}")
         overrides["time_scale"] = scale
-    for key in ("artifacts_dir", "logs_dir", "emulator_db"):
+    for key in ("artifacts_dir", "logs_dir", "emulator_db", "state_dir"):
         if key in overrides:
             overrides[key] = Path(overrides[key])  # type: ignore[arg-type]
     return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ IndexError from splitting a string.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CUSTOM_PREFIX = "X-Amzn-Bedrock-AgentCore-Runtime-Custom-"
 MEMORY_HEADER = CUSTOM_PREFIX + "Memory-Id"
@@ -48,7 +48,8 @@ class Identity:
     memory_id: str
     actor_id: str
     session_id: str
-    source: str  # "custom headers" or "Mcp-Session-Id"
+    #: "custom headers" or "Mcp-Session-Id": how the ids arrived, not part of who the caller is.
+    source: str = field(default="custom headers", compare=False)
 
     def headers(self) -> dict[str, str]:
         """The explicit headers that carry this identity (for a client, e.g. Strands' MCPClient)."""

@@ -115,11 +115,14 @@ class _HttpProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
 
 
-def parse_args(argv: Sequence[str] | None = None, description: str | None = None) -> argparse.Namespace:
-    """The command line every server script accepts."""
+def parse_args(
+    argv: Sequence[str] | None = None, description: str | None = None, default_port: int = 8000
+) -> argparse.Namespace:
+    """The command line every server script accepts (AgentCore Runtime's ports: 8000 for MCP, 8080 for agents)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000, as on AgentCore Runtime)")
+    parser.add_argument("--port", type=int, default=default_port,
+                        help=f"port to listen on (default: {default_port}, as on AgentCore Runtime)")
     parser.add_argument(
         "--resumable",
         action="store_true",
@@ -131,14 +134,22 @@ def parse_args(argv: Sequence[str] | None = None, description: str | None = None
     return args
 
 
-def serve(server: MCPServer, argv: Sequence[str] | None = None) -> None:
-    """Serve ``server`` over streamable HTTP at ``/mcp`` until SIGTERM or Ctrl-C."""
+def serve(server: MCPServer, argv: Sequence[str] | None = None, *, stateless: bool = False) -> None:
+    """Serve ``server`` over streamable HTTP at ``/mcp`` until SIGTERM or Ctrl-C.
+
+    ``stateless=True`` serves every request on its own, with no MCP session of the
+    server's making, as AgentCore Runtime hosts MCP servers; the client may then put
+    its own value in ``Mcp-Session-Id`` (the seed blog's way of passing the caller's identity).
+    """
     args = parse_args(argv, description=server.instructions)
+    if stateless and args.resumable:
+        raise SystemExit("--resumable needs a stateful server: a stateless one keeps no event store")
     event_store = InMemoryEventStore() if args.resumable else None
     app = server.streamable_http_app(
         streamable_http_path="/mcp",
         event_store=event_store,
         retry_interval=RETRY_INTERVAL_MS if event_store else None,
+        stateless_http=stateless,
         host=args.host,
     )
     logging.getLogger(__name__).warning(

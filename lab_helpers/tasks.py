@@ -73,6 +73,8 @@ class Task:
     finished_at: float | None = None
     result: dict[str, Any] | None = None
     error: str | None = None
+    #: Who asked, as the server defines it (notebook 03: the caller's Memory identity); None when nobody cares.
+    owner: Any = field(default=None, repr=False)
     job: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -126,7 +128,10 @@ class TaskManager:
         *,
         clock: Callable[[], float] = time.time,
         remembered_expiries: int = 10_000,
+        on_change: Callable[[Task], None] | None = None,
     ) -> None:
+        """``on_change(task)`` is called when a task starts running and when it ends, however it ends:
+        the hook a server uses to record each transition somewhere that outlives the process."""
         if not retention_seconds >= 0:
             raise ValueError(f"retention_seconds must be >= 0, got {retention_seconds!r}")
         self.retention_seconds = retention_seconds
@@ -135,14 +140,15 @@ class TaskManager:
         self._finished_order: OrderedDict[str, float] = OrderedDict()  # id -> finished_at, oldest first
         self._expired: OrderedDict[str, float] = OrderedDict()  # recently expired id -> when
         self._remembered_expiries = remembered_expiries
+        self._on_change = on_change
 
     # -- asking --------------------------------------------------------------------------------
-    def submit(self, model_name: str, epochs: int, work: Work) -> Task:
+    def submit(self, model_name: str, epochs: int, work: Work, *, owner: Any = None) -> Task:
         """Register a task and start ``work`` in the background; returns at once.
 
         Must be called from a running event loop (a tool handler is).
         """
-        task = Task(str(uuid.uuid4()), model_name, epochs, submitted_at=self._clock())
+        task = Task(str(uuid.uuid4()), model_name, epochs, submitted_at=self._clock(), owner=owner)
         self._tasks[task.task_id] = task
         task.job = asyncio.get_running_loop().create_task(self._run(task, work), name=f"task-{task.task_id}")
         return task
@@ -237,6 +243,8 @@ class TaskManager:
         if task.finished:  # cancelled before it started
             return
         task.status, task.started_at, task.message = TaskStatus.RUNNING, self._clock(), "started"
+        if self._on_change:
+            self._on_change(task)
 
         def report(progress: int, message: str) -> None:
             if not task.finished:
@@ -261,3 +269,5 @@ class TaskManager:
         task.status, task.finished_at, task.message = status, self._clock(), message
         task.result, task.error = result, error
         self._finished_order[task.task_id] = task.finished_at
+        if self._on_change:
+            self._on_change(task)
