@@ -233,7 +233,7 @@ class TaskMemory:
         """
         local = self.outbox(identity, task_id)
         try:
-            remote = self._records(identity, task_filter(task_id), limit=10)
+            remote = records_in_memory(self.client, identity, task_id, limit=10)
         except MemoryUnavailable:
             if local:
                 return local[-1].record, "local disk"
@@ -247,7 +247,7 @@ class TaskMemory:
         latest: dict[str, tuple[TaskRecord, str]] = {}
         problem = None
         try:
-            for record in reversed(self._records(identity, KIND_FILTER, limit=None)):  # oldest first
+            for record in reversed(records_in_memory(self.client, identity)):  # oldest first
                 latest[record.task_id] = (record, "memory")
         except MemoryUnavailable as error:
             problem = str(error)
@@ -257,43 +257,55 @@ class TaskMemory:
                 latest[pending.record.task_id] = (pending.record, "local disk")
         return latest, problem
 
-    def _records(self, identity: Identity, flt: dict[str, Any], limit: int | None) -> list[TaskRecord]:
-        """Task records in Memory for this caller, newest first (follows ``nextToken``)."""
-        records: list[TaskRecord] = []
-        for event in self._events(identity, flt):
-            record = record_from_event(event)
-            if record is not None:
-                records.append(record)
-                if limit is not None and len(records) >= limit:
-                    break
-        return records
-
-    def _events(self, identity: Identity, flt: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        token = None
-        while True:
-            request: dict[str, Any] = {"memoryId": identity.memory_id, "actorId": identity.actor_id,
-                                       "sessionId": identity.session_id, "includePayloads": True,
-                                       "filter": flt, "maxResults": 100}
-            if token:
-                request["nextToken"] = token
-            try:
-                page = self.client.list_events(**request)
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    return  # no such session yet: no records
-                raise MemoryUnavailable(f"AgentCore Memory could not be read: {_why(error)}") from error
-            except Exception as error:  # noqa: BLE001 - reported to the caller with the reason
-                raise MemoryUnavailable(f"AgentCore Memory could not be read: {_why(error)}") from error
-            yield from page.get("events", [])
-            token = page.get("nextToken")
-            if not token:
-                return
-
     def _load(self, path: Path) -> Pending | None:
         data = _read_json(path)
         if data is None:
             return None
         return Pending(path, Identity(**data["identity"]), TaskRecord.from_dict(data["record"]), data.get("last_error"))
+
+
+def records_in_memory(
+    client: Any, identity: Identity, task_id: str | None = None, *, limit: int | None = None
+) -> list[TaskRecord]:
+    """The task records in Memory for this caller (one task's, if ``task_id``), newest first.
+
+    ``client`` is a boto3 ``bedrock-agentcore`` client (:func:`memory_client`). Follows
+    ``nextToken``; a session that does not exist yet has no records. Raises
+    :class:`MemoryUnavailable`, with the reason, when Memory cannot be read.
+    """
+    flt = task_filter(task_id) if task_id else KIND_FILTER
+    records: list[TaskRecord] = []
+    for event in memory_events(client, identity, flt):
+        record = record_from_event(event)
+        if record is not None:
+            records.append(record)
+            if limit is not None and len(records) >= limit:
+                break
+    return records
+
+
+def memory_events(client: Any, identity: Identity, flt: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Every event of this caller's actor and session (matching ``flt``), newest first, with payloads."""
+    token = None
+    while True:
+        request: dict[str, Any] = {"memoryId": identity.memory_id, "actorId": identity.actor_id,
+                                   "sessionId": identity.session_id, "includePayloads": True, "maxResults": 100}
+        if flt:
+            request["filter"] = flt
+        if token:
+            request["nextToken"] = token
+        try:
+            page = client.list_events(**request)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return  # no such session yet: no events
+            raise MemoryUnavailable(f"AgentCore Memory could not be read: {_why(error)}") from error
+        except Exception as error:  # noqa: BLE001 - reported to the caller with the reason
+            raise MemoryUnavailable(f"AgentCore Memory could not be read: {_why(error)}") from error
+        yield from page.get("events", [])
+        token = page.get("nextToken")
+        if not token:
+            return
 
 
 def _identity_dict(identity: Identity) -> dict[str, str]:

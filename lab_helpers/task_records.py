@@ -29,9 +29,12 @@ import re
 import time
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from lab_helpers.identity import Identity
+
+T = TypeVar("T")
 
 #: The ``kind`` metadata value (and blob field) that marks this workbench's task records.
 RECORD_KIND = "lab-training-task"
@@ -132,8 +135,12 @@ def notice_text(record: TaskRecord) -> str:
     )
 
 
+#: How the assistant-role acknowledgement of a notice begins.
+ACKNOWLEDGEMENT_PREFIX = "(Recorded automatically)"
+
+
 def acknowledgement_text(record: TaskRecord) -> str:
-    return f"(Recorded automatically) Noted: training task {record.task_id} {record.status}."
+    return f"{ACKNOWLEDGEMENT_PREFIX} Noted: training task {record.task_id} {record.status}."
 
 
 def event_request(record: TaskRecord, identity: Identity, *, timestamp: float | None = None) -> dict[str, Any]:
@@ -211,3 +218,68 @@ def parse_notice(text: str) -> TaskRecord | None:
         return TaskRecord.from_dict(json.loads(match.group(1)))
     except (TypeError, ValueError):
         return None
+
+
+def _has_tool_use(message: dict[str, Any]) -> bool:
+    return any("toolUse" in block for block in message.get("content", []))
+
+
+def _first_text(message: dict[str, Any]) -> str:
+    return next((block["text"] for block in message.get("content", []) if "text" in block), "")
+
+
+def settle_notices(messages: list[T], message_of: Callable[[T], dict[str, Any]] | None = None) -> list[T]:
+    """The restored conversation with every notice pair moved out of the tool round it landed in.
+
+    The server writes an ending when it happens. If that is while the agent is in
+    the middle of a turn (the user's own ``cancel_task`` call, or a task that ends
+    during a status check), the notice and its acknowledgement sit between the
+    agent's ``toolUse`` and its ``toolResult``, an order the Bedrock Converse API
+    rejects. Moving each such pair to just after the turn's final answer keeps
+    every message and restores a valid order. ``message_of`` gets the Strands
+    message dict of an item (for ``SessionMessage`` objects: ``lambda m: m.message``).
+    """
+    message_of = message_of or (lambda item: item)  # type: ignore[assignment,return-value]
+    settled: list[T] = []
+    held: list[T] = []
+    in_tool_round = False
+    index = 0
+    while index < len(messages):
+        message = message_of(messages[index])
+        following = message_of(messages[index + 1]) if index + 1 < len(messages) else None
+        if (in_tool_round and message.get("role") == "user" and parse_notice(_first_text(message))
+                and following is not None and _first_text(following).startswith(ACKNOWLEDGEMENT_PREFIX)):
+            held += messages[index:index + 2]
+            index += 2
+            continue
+        settled.append(messages[index])
+        if message.get("role") == "assistant":
+            in_tool_round = _has_tool_use(message)
+            if not in_tool_round:
+                settled += held
+                held = []
+        index += 1
+    return settled + held
+
+
+def conversation_problems(messages: list[dict[str, Any]]) -> list[str]:
+    """What makes a conversation unacceptable to the Bedrock Converse API (empty list: nothing).
+
+    Checks the two rules that records written by another process can break: roles
+    alternate user/assistant, starting with the user, and every ``toolUse`` is answered by a
+    ``toolResult`` in the very next message.
+    """
+    problems = []
+    for index, message in enumerate(messages):
+        expected = "user" if index % 2 == 0 else "assistant"
+        if message.get("role") != expected:
+            problems.append(f"message {index} is {message.get('role')}, expected {expected}")
+        asked = {block["toolUse"]["toolUseId"] for block in message.get("content", []) if "toolUse" in block}
+        if asked:
+            following = messages[index + 1] if index + 1 < len(messages) else {}
+            answered = {block["toolResult"]["toolUseId"] for block in following.get("content", [])
+                        if "toolResult" in block}
+            if index + 1 < len(messages) and asked - answered:
+                problems.append(f"message {index} calls tools {sorted(asked - answered)} that the next message "
+                                "does not answer")
+    return problems

@@ -34,6 +34,14 @@ def test_reads_every_setting_from_the_environment(tmp_path: Path) -> None:
     assert config.load(env={"AWS_REGION": "us-west-2", "AWS_DEFAULT_REGION": "eu-west-1"}).region == "us-west-2"
 
 
+def test_the_model_is_offline_locally_bedrock_in_aws_mode_or_a_server_url(tmp_path: Path) -> None:
+    assert config.load(env={}).model == "offline"
+    assert config.load(env={"LAB_MODE": "aws"}).model == "bedrock"
+    assert config.load(env={"LAB_MODE": "aws", "LAB_MODEL": "Offline"}).model == "offline"
+    assert config.load(env={"LAB_MODEL": "http://127.0.0.1:8080/"}).model == "http://127.0.0.1:8080"
+    assert config.load(env={"LAB_STATE_DIR": str(tmp_path)}).state_dir == tmp_path
+
+
 def test_as_env_reproduces_the_settings_in_a_child() -> None:
     settings = config.load(env={}, time_scale=0.3, max_epochs=7)
     assert config.load(env=settings.as_env()) == settings
@@ -51,6 +59,7 @@ def test_as_env_reproduces_the_settings_in_a_child() -> None:
         ("LAB_JUPYTER_PORT", "80.5", "LAB_JUPYTER_PORT must be a whole port number"),
         ("LAB_MAX_EPOCHS", "0", "LAB_MAX_EPOCHS must be between 1 and 1e+06"),
         ("LAB_HEADLESS", "maybe", "LAB_HEADLESS must be 1 or 0"),
+        ("LAB_MODEL", "gpt-9", "LAB_MODEL must be 'offline', 'bedrock' or the URL of an OpenAI-compatible server"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_value(name: str, value: str, message: str) -> None:

@@ -1,0 +1,168 @@
+"""Notebook 03's agent: a Strands agent on the AgentCore Runtime contract, its conversation kept in Memory.
+
+``POST /invocations`` with ``{"prompt": "...", "actor_id": "user-1"}`` (plus
+``"memory_id"`` unless ``LAB_MEMORY_ID`` is set, and the session in the header
+``X-Amzn-Bedrock-AgentCore-Runtime-Session-Id`` as AgentCore Runtime sends it, or
+``"session_id"`` in the payload). Each invocation builds the agent afresh, as a new
+microVM would:
+
+* the model from ``LAB_MODEL`` (``lab_helpers.models``: offline by default locally);
+* ``AgentCoreMemorySessionManager`` for that memory, actor and session, which
+  restores the conversation from Memory, including the task outcomes the
+  persistent-tasks server wrote there while the agent was not running (a notice
+  written in the middle of a turn is put after it, see :class:`LessonSessionManager`);
+* the persistent-tasks MCP server at ``LAB_TASKS_MCP_URL`` through Strands'
+  ``MCPClient``, with the caller's identity in the
+  ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-*`` headers so the server records
+  results for the right actor and session. A server that does not answer is
+  reported in the reply, and the agent still answers from Memory.
+
+Nothing is kept in this process between invocations: stop it, start another,
+and the same session continues. Run: ``python servers/agent_app.py --port 8080``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+from urllib.parse import urlsplit
+
+from bedrock_agentcore import BedrockAgentCoreApp, RequestContext
+from bedrock_agentcore.memory.integrations.strands.config import AgentCoreMemoryConfig
+from bedrock_agentcore.memory.integrations.strands.session_manager import AgentCoreMemorySessionManager
+from starlette.exceptions import HTTPException
+from strands import Agent
+from strands.tools.mcp import MCPClient
+from strands.types.session import SessionMessage
+
+from lab_helpers import config
+from lab_helpers.identity import ACTOR_HEADER, MEMORY_HEADER, SESSION_HEADER, Identity, IdentityError
+from lab_helpers.identity import identity_from_headers
+from lab_helpers.models import describe_model, load_model
+from lab_helpers.serving import parse_args, run_app
+from lab_helpers.task_records import settle_notices
+
+#: How long to wait for the task server before answering without it.
+TASKS_SERVER_TIMEOUT_SECONDS = 10
+
+SYSTEM_PROMPT = (
+    "You help the user run long training jobs through the persistent-tasks tools. Starting a training run "
+    "returns a task id at once; the outcome arrives later as a notice in this conversation, written there by the "
+    "server through AgentCore Memory. Answer from those notices when the user asks what happened; use the tools "
+    "to start, check, list or cancel runs. Report scores exactly as given."
+)
+
+settings = config.load()
+app = BedrockAgentCoreApp()
+
+
+class LessonSessionManager(AgentCoreMemorySessionManager):
+    """The Strands session manager for AgentCore Memory, restoring task notices in a valid order.
+
+    A notice the server wrote while a turn was in progress is moved out of that turn's
+    tool round (``lab_helpers.task_records.settle_notices``); nothing else changes.
+    """
+
+    def list_messages(self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0,
+                      **kwargs: Any) -> list[SessionMessage]:
+        restored = super().list_messages(session_id, agent_id, limit=limit, offset=offset, **kwargs)
+        return settle_notices(restored, lambda item: item.message)
+
+
+def caller(payload: dict[str, Any], context: RequestContext | None) -> Identity:
+    """Memory, actor and session for this invocation; HTTP 400 with the reason when one is missing or bad."""
+    session_id = (context.session_id if context else None) or payload.get("session_id")
+    memory_id = payload.get("memory_id") or os.environ.get("LAB_MEMORY_ID")
+    ids = {"memory_id": memory_id, "actor_id": payload.get("actor_id"), "session_id": session_id}
+    missing = [name for name, value in ids.items() if not isinstance(value, str) or not value.strip()]
+    if missing:
+        raise HTTPException(400, f"the invocation needs {', '.join(missing)}: send 'actor_id' (and 'memory_id' unless "
+                                 "LAB_MEMORY_ID is set) in the payload, and the session in the "
+                                 "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id header or as 'session_id'")
+    try:
+        return identity_from_headers({MEMORY_HEADER: memory_id, ACTOR_HEADER: ids["actor_id"],
+                                      SESSION_HEADER: session_id})  # type: ignore[dict-item]
+    except IdentityError as error:
+        raise HTTPException(400, str(error)) from error
+
+
+def unreachable(url: str) -> str | None:
+    """Why nothing listens at ``url`` (a dead server), or None when something does.
+
+    Checked first because a failed MCP client start-up only says "unhandled errors in a TaskGroup".
+    """
+    address = urlsplit(url)
+    port = address.port or (443 if address.scheme == "https" else 80)
+    try:
+        socket.create_connection((address.hostname or "127.0.0.1", port), timeout=2.0).close()
+    except OSError as error:
+        return f"nothing listens on port {port}: {error.strerror or error}"
+    return None
+
+
+def tool_calls(messages: list[dict[str, Any]], since: int) -> list[dict[str, Any]]:
+    """The tool calls the agent made in this invocation (messages from index ``since`` on)."""
+    return [block["toolUse"] for message in messages[since:] for block in message.get("content", [])
+            if "toolUse" in block]
+
+
+def answer(prompt: str, identity: Identity) -> dict[str, Any]:
+    """Build the agent for this caller, run one turn, and say what it did."""
+    model = load_model(settings)
+    session_manager = LessonSessionManager(
+        AgentCoreMemoryConfig(memory_id=identity.memory_id, session_id=identity.session_id,
+                              actor_id=identity.actor_id),
+        region_name=settings.region,
+    )
+    url = os.environ.get("LAB_TASKS_MCP_URL")
+    tasks_server = "not configured (set LAB_TASKS_MCP_URL)"
+    client = None
+    if url:
+        problem = unreachable(url)
+        if problem:
+            tasks_server = f"unreachable: {url} ({problem}); answering from Memory only"
+        else:
+            client = MCPClient(url=url, headers=identity.headers(), startup_timeout=TASKS_SERVER_TIMEOUT_SECONDS)
+            try:
+                client.start()
+                tasks_server = f"connected: {url}"
+            except Exception as error:  # noqa: BLE001 - the agent still answers from Memory; the reply says why
+                tasks_server = f"unreachable: {url} ({type(error).__name__}: {error}); answering from Memory only"
+                client = None
+    try:
+        tools = client.list_tools_sync() if client else []
+        agent = Agent(model=model, tools=tools, system_prompt=SYSTEM_PROMPT, session_manager=session_manager,
+                      callback_handler=None)
+        restored = len(agent.messages)
+        result = agent(prompt)
+        return {
+            "answer": str(result).strip(),
+            "model": describe_model(model),
+            "tasks_server": tasks_server,
+            "tool_calls": [{"name": call["name"], "input": call["input"]}
+                           for call in tool_calls(agent.messages, restored)],
+            "restored_messages": restored,
+            "actor_id": identity.actor_id,
+            "session_id": identity.session_id,
+            "memory_id": identity.memory_id,
+        }
+    finally:
+        if client:
+            client.stop(None, None, None)
+
+
+@app.entrypoint
+def invoke(payload: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+    """One user turn: ``{"prompt", "actor_id"[, "memory_id", "session_id"]}`` -> the answer and what was done."""
+    if not isinstance(payload, dict):
+        raise HTTPException(400, f"the payload must be a JSON object with 'prompt', got {type(payload).__name__}")
+    prompt = payload.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise HTTPException(400, "the payload needs a non-empty 'prompt' string")
+    return answer(prompt, caller(payload, context))
+
+
+if __name__ == "__main__":
+    args = parse_args(description="Notebook 03's Strands agent on the AgentCore Runtime contract", default_port=8080)
+    run_app(app, args.host, args.port)
