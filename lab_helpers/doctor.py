@@ -88,9 +88,13 @@ def report(settings: config.Settings) -> tuple[list[str], list[str]]:
         f"  AWS credentials    {'found (' + source + ')' if source else 'none found'}",
         f"  runs locally       MCP servers from servers/ on {settings.host} (free ports), the NumPy training workload",
         f"  AgentCore          {agentcore_status(settings)}",
+        f"  agents' model      {settings.model} (LAB_MODEL: offline is a deterministic stand-in, no LLM)",
         f"  artifacts          {settings.artifacts_dir}",
         f"  server logs        {settings.logs_dir}",
     ]
+    if settings.model == "bedrock" and settings.mode == "local" and source is None:
+        problems.append("LAB_MODEL=bedrock needs AWS credentials, and none were found: configure them, "
+                        "or set LAB_MODEL=offline")
     if settings.mode == "aws" and source is None:
         problems.append(
             "LAB_MODE=aws but boto3 finds no AWS credentials: configure them (aws configure, AWS_PROFILE, "

@@ -28,7 +28,8 @@ import argparse
 import logging
 import os
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -134,12 +135,21 @@ def parse_args(
     return args
 
 
-def serve(server: MCPServer, argv: Sequence[str] | None = None, *, stateless: bool = False) -> None:
+def serve(
+    server: MCPServer,
+    argv: Sequence[str] | None = None,
+    *,
+    stateless: bool = False,
+    on_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Serve ``server`` over streamable HTTP at ``/mcp`` until SIGTERM or Ctrl-C.
 
     ``stateless=True`` serves every request on its own, with no MCP session of the
     server's making, as AgentCore Runtime hosts MCP servers; the client may then put
     its own value in ``Mcp-Session-Id`` (the seed blog's way of passing the caller's identity).
+    ``on_shutdown`` is awaited when a graceful stop begins, while the event loop and the
+    server's background tasks still run (code after ``serve()`` never runs: uvicorn
+    re-raises the SIGTERM it caught once it has stopped).
     """
     args = parse_args(argv, description=server.instructions)
     if stateless and args.resumable:
@@ -152,10 +162,26 @@ def serve(server: MCPServer, argv: Sequence[str] | None = None, *, stateless: bo
         stateless_http=stateless,
         host=args.host,
     )
+    if on_shutdown is not None:
+        app.router.lifespan_context = _with_shutdown(app.router.lifespan_context, on_shutdown)
     logging.getLogger(__name__).warning(
         "%s serving on http://%s:%d/mcp%s", server.name, args.host, args.port, " (resumable)" if event_store else ""
     )
     run_app(app, args.host, args.port)
+
+
+def _with_shutdown(lifespan: Any, on_shutdown: Callable[[], Awaitable[None]]) -> Any:
+    """``lifespan`` with ``on_shutdown`` awaited first when the app stops."""
+
+    @asynccontextmanager
+    async def wrapped(app: Any) -> AsyncIterator[Any]:
+        async with lifespan(app) as state:
+            try:
+                yield state
+            finally:
+                await on_shutdown()
+
+    return wrapped
 
 
 def run_app(app: Any, host: str, port: int) -> None:

@@ -40,6 +40,9 @@ class TaskStatus(str, Enum):
 
 FINISHED = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
+#: The message of a task whose work was cancelled by its process going down, not by a cancel request.
+SHUTDOWN_MESSAGE = "stopped: the server shut down before the task ended"
+
 #: ``report(progress, message)``: what the work calls after each step.
 Report = Callable[[int, str], None]
 #: The background work: gets a ``report`` callback, returns the result dict.
@@ -252,8 +255,8 @@ class TaskManager:
 
         try:
             result = await work(report)
-        except asyncio.CancelledError:
-            self._finish(task, TaskStatus.CANCELLED, message="cancelled")
+        except asyncio.CancelledError:  # not a cancel() request (that finished it already): a shutdown
+            self._finish(task, TaskStatus.CANCELLED, message=SHUTDOWN_MESSAGE)
             raise
         except Exception as error:  # noqa: BLE001 - every failure must end as a readable 'failed'
             self._finish(task, TaskStatus.FAILED, message="failed", error=str(error) or type(error).__name__)

@@ -456,3 +456,21 @@ async def train_with_settings(
         artifacts_dir=settings.artifacts_dir,
         on_epoch=on_epoch,
     )
+
+
+def training_work(
+    settings: Settings, model_name: str, epochs: int, *, learning_rate: float = DEFAULT_LEARNING_RATE
+) -> Callable[[Callable[[int, str], None]], Awaitable[dict[str, Any]]]:
+    """The background work a task server runs for one training request (``TaskManager.submit``'s ``work``).
+
+    It reports ``(epoch, scores summary)`` after every epoch and returns the result as a plain dict.
+    """
+
+    async def work(report: Callable[[int, str], None]) -> dict[str, Any]:
+        def on_epoch(scores: EpochScores) -> None:
+            report(scores.epoch, scores.summary())
+
+        result = await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate, on_epoch=on_epoch)
+        return result.to_dict()
+
+    return work

@@ -22,8 +22,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 
 from lab_helpers import config
 from lab_helpers.serving import LabMCPServer, serve
-from lab_helpers.tasks import Report, TaskError, TaskManager
-from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, train_with_settings, validate_request
+from lab_helpers.tasks import TaskError, TaskManager
+from lab_helpers.training import DEFAULT_LEARNING_RATE, training_work, validate_request
 
 settings = config.load()
 tasks = TaskManager(retention_seconds=settings.scaled(settings.task_retention_seconds))
@@ -56,13 +56,7 @@ async def model_training(
     except ValueError as error:
         raise ToolError(str(error)) from error
 
-    async def work(report: Report) -> dict[str, Any]:
-        def on_epoch(scores: EpochScores) -> None:
-            report(scores.epoch, scores.summary())
-
-        result = await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate, on_epoch=on_epoch)
-        return result.to_dict()
-
+    work = training_work(settings, model_name, epochs, learning_rate=learning_rate)
     task = tasks.submit(model_name, epochs, work)
     return {
         **task.to_dict(tasks.now()),

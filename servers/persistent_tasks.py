@@ -27,6 +27,7 @@ credentials in the environment: ``lab_helpers.memory.use_agentcore()`` sets them
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +39,8 @@ from lab_helpers.identity import Identity, IdentityError, identity_from_headers
 from lab_helpers.serving import LabMCPServer, serve
 from lab_helpers.task_memory import MemoryUnavailable, TaskMemory, memory_client
 from lab_helpers.task_records import TaskRecord, now_iso, training_summary
-from lab_helpers.tasks import Report, Task, TaskLookupError, TaskManager, TaskStatus, parse_task_id
-from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, train_with_settings, validate_request
+from lab_helpers.tasks import SHUTDOWN_MESSAGE, Task, TaskLookupError, TaskManager, TaskStatus, parse_task_id
+from lab_helpers.training import DEFAULT_LEARNING_RATE, training_work, validate_request
 
 settings = config.load()
 
@@ -53,9 +54,11 @@ class Request:
 
 
 def _record_of(task: Task) -> TaskRecord:
-    """The record of a live task's current state."""
+    """The record of a live task's current state (work cut short by a server shutdown is ``interrupted``)."""
     request: Request = task.owner
     status = "started" if task.status is TaskStatus.RUNNING else task.status.value
+    if task.status is TaskStatus.CANCELLED and task.message == SHUTDOWN_MESSAGE:
+        status = "interrupted"
     result = training_summary(task.result) if task.result else None
     return TaskRecord(task.task_id, status, task.model_name, task.epochs, request.learning_rate, at=now_iso(),
                       progress=task.progress, message=task.message, error=task.error, result=result)
@@ -151,13 +154,7 @@ async def model_training(
     except ValueError as error:
         raise ToolError(str(error)) from error
 
-    async def work(report: Report) -> dict[str, Any]:
-        def on_epoch(scores: EpochScores) -> None:
-            report(scores.epoch, scores.summary())
-
-        result = await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate, on_epoch=on_epoch)
-        return result.to_dict()
-
+    work = training_work(settings, model_name, epochs, learning_rate=learning_rate)
     task = tasks.submit(model_name, epochs, work, owner=Request(identity, learning_rate))
     return {
         **task.to_dict(tasks.now()),
@@ -221,9 +218,20 @@ async def cancel_task(ctx: Context, task_id: str) -> dict[str, Any]:
     return _live_answer(task)
 
 
+async def stop_gracefully() -> None:
+    """A graceful stop (SIGTERM: a redeploy, a Runtime session ending): no task is left without an ending.
+
+    The running trainings are cut short and recorded as interrupted, and the records are
+    sent before the process exits (whatever Memory refuses stays in the outbox for the next start).
+    """
+    await tasks.shutdown()
+    waiting = await asyncio.to_thread(memory.flush)
+    print(f"persistent-tasks: stopping; {waiting} record(s) left waiting for Memory", flush=True)
+
+
 if __name__ == "__main__":
     recovered = memory.recover()
     waiting = memory.flush()
     print(f"persistent-tasks: {len(recovered)} interrupted task(s) recorded, {waiting} record(s) still waiting "
           "for Memory", flush=True)
-    serve(server, stateless=True)
+    serve(server, stateless=True, on_shutdown=stop_gracefully)

@@ -51,13 +51,18 @@ def ask(agent: ServerProcess, prompt: str, session: str, actor: str = "user-1") 
     return reply.json()
 
 
-def ending(identity: Identity, task_id: str, timeout: float = 30) -> TaskRecord:
+def recorded(identity: Identity, condition: Any, task_id: str | None = None, timeout: float = 30) -> list[TaskRecord]:
+    """Task records in Memory, newest first, once they satisfy ``condition`` (the server writes them a moment later)."""
     client = boto3.client("bedrock-agentcore")
     deadline = time.monotonic() + timeout
-    while not (records := records_in_memory(client, identity, task_id)) or not records[0].finished:
+    while not condition(records := records_in_memory(client, identity, task_id)):
         assert time.monotonic() < deadline, records
         time.sleep(0.05)
-    return records[0]
+    return records
+
+
+def ending(identity: Identity, task_id: str) -> TaskRecord:
+    return recorded(identity, lambda records: records and records[0].finished, task_id)[0]
 
 
 def test_the_agent_starts_a_task_and_a_new_agent_process_answers_from_memory(
@@ -67,7 +72,7 @@ def test_the_agent_starts_a_task_and_a_new_agent_process_answers_from_memory(
     started = ask(agent, "Train a model called spiral-net for 40 epochs", session)
     assert started["model"].startswith("offline model") and started["answer"].startswith("[offline model]")
     assert started["tool_calls"] == [{"name": "model_training", "input": {"model_name": "spiral-net", "epochs": 40}}]
-    (record,) = records_in_memory(boto3.client("bedrock-agentcore"), Identity(agentcore.memory_id, "user-1", session))
+    (record,) = recorded(Identity(agentcore.memory_id, "user-1", session), bool)
     assert record.status == "started" and record.task_id in started["answer"]
 
     agent.stop()
@@ -90,7 +95,7 @@ def test_the_conversation_survives_an_emulator_restart(
     identity = Identity(agentcore.memory_id, "user-1", session)
     started = ask(agent, "please start a training run named durable with 5 epochs", session)
     assert [call["name"] for call in started["tool_calls"]] == ["model_training"]
-    (record,) = records_in_memory(boto3.client("bedrock-agentcore"), identity)
+    (record,) = recorded(identity, bool)
     done = ending(identity, record.task_id)
     agentcore.process.kill()
     agentcore.process.start()

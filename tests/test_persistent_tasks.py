@@ -58,6 +58,15 @@ async def settled(server: ServerProcess, identity: Identity, task_id: str, timeo
         await asyncio.sleep(0.05)
 
 
+def finished_task(
+    server: ServerProcess, identity: Identity, model_name: str, epochs: int, **options: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Start a training run and wait until its ending is recorded in Memory: (the start answer, the final status)."""
+    started = asyncio.run(call(server, identity.headers(), "model_training", model_name=model_name, epochs=epochs,
+                               **options))
+    return started, asyncio.run(settled(server, identity, started["task_id"]))
+
+
 def events(identity: Identity) -> list[dict[str, Any]]:
     data = boto3.client("bedrock-agentcore")
     return data.list_events(memoryId=identity.memory_id, actorId=identity.actor_id, sessionId=identity.session_id,
@@ -66,8 +75,7 @@ def events(identity: Identity) -> list[dict[str, Any]]:
 
 def test_a_completed_run_is_recorded_with_its_real_scores(server: ServerProcess, agentcore: LocalAgentCore) -> None:
     identity = who(agentcore, session="session-completed-001")
-    started = asyncio.run(call(server, identity.headers(), "model_training", model_name="spiral-net", epochs=15))
-    status = asyncio.run(settled(server, identity, started["task_id"]))
+    started, status = finished_task(server, identity, "spiral-net", 15)
     results = asyncio.run(call(server, identity.headers(), "get_task_results", task_id=started["task_id"]))
     assert status["status"] == "completed" and status["source"] == "live"
     assert results["val_accuracy"] > 0.7 and "history" not in results
@@ -86,8 +94,7 @@ def test_the_ending_is_a_conversation_turn_the_strands_session_manager_restores(
     from bedrock_agentcore.memory.integrations.strands.session_manager import AgentCoreMemorySessionManager
 
     identity = who(agentcore, session="session-restored-001")
-    started = asyncio.run(call(server, identity.headers(), "model_training", model_name="restored", epochs=5))
-    asyncio.run(settled(server, identity, started["task_id"]))
+    started, _ = finished_task(server, identity, "restored", 5)
     manager = AgentCoreMemorySessionManager(AgentCoreMemoryConfig(
         memory_id=identity.memory_id, session_id=identity.session_id, actor_id=identity.actor_id))
     messages = [m.to_message() for m in manager.list_messages(identity.session_id, "default")]
@@ -99,9 +106,7 @@ def test_the_ending_is_a_conversation_turn_the_strands_session_manager_restores(
 
 def test_a_failed_run_is_recorded_with_its_error(server: ServerProcess, agentcore: LocalAgentCore) -> None:
     identity = who(agentcore, session="session-failed-0001")
-    started = asyncio.run(call(server, identity.headers(), "model_training", model_name="too-hot", epochs=20,
-                               learning_rate=1e5))
-    status = asyncio.run(settled(server, identity, started["task_id"]))
+    started, status = finished_task(server, identity, "too-hot", 20, learning_rate=1e5)
     assert status["status"] == "failed" and "diverged" in status["error"]
     message = asyncio.run(error(server, identity.headers(), "get_task_results", task_id=started["task_id"]))
     assert "status is failed" in message and "diverged" in message
@@ -123,8 +128,7 @@ def test_status_and_results_survive_a_restart_read_back_from_memory(
     server: ServerProcess, agentcore: LocalAgentCore
 ) -> None:
     identity = who(agentcore, session="session-restart-001")
-    started = asyncio.run(call(server, identity.headers(), "model_training", model_name="survivor", epochs=5))
-    asyncio.run(settled(server, identity, started["task_id"]))
+    started, _ = finished_task(server, identity, "survivor", 5)
     before = asyncio.run(call(server, identity.headers(), "get_task_results", task_id=started["task_id"]))
     server.kill()
     server.start()
@@ -188,8 +192,7 @@ def test_missing_or_malformed_identity_gets_a_clear_tool_error(
 
 def test_another_actor_sees_none_of_the_tasks(server: ServerProcess, agentcore: LocalAgentCore) -> None:
     owner = who(agentcore, session="session-private-001")
-    started = asyncio.run(call(server, owner.headers(), "model_training", model_name="private", epochs=3))
-    asyncio.run(settled(server, owner, started["task_id"]))
+    started, _ = finished_task(server, owner, "private", 3)
     stranger = who(agentcore, actor="stranger", session="session-private-001")
     assert asyncio.run(call(server, stranger.headers(), "list_tasks"))["tasks"] == []
     for tool in ("check_task_status", "get_task_results", "cancel_task"):
@@ -236,3 +239,19 @@ def test_memory_down_when_a_task_ends_keeps_the_record_on_disk_until_memory_is_b
     status = asyncio.run(settled(server, identity, started["task_id"]))
     assert status["recorded"] == "memory"
     assert [r.status for r in map(record_from_event, events(identity)) if r] == ["completed", "started"]
+
+
+def test_a_graceful_stop_records_running_tasks_as_interrupted_before_the_process_exits(
+    server: ServerProcess, agentcore: LocalAgentCore
+) -> None:
+    identity = who(agentcore, session="session-sigterm-0001")
+    started = asyncio.run(call(server, identity.headers(), "model_training", model_name="redeployed", epochs=400))
+    time.sleep(0.3)
+    server.stop()  # SIGTERM, and no restart: the record must reach Memory from the stopping process itself
+    try:
+        (record, *_) = [r for r in map(record_from_event, events(identity)) if r]
+        assert record.task_id == started["task_id"] and record.status == "interrupted"
+        assert "shut down" in record.message and 0 < record.progress < 400
+    finally:
+        server.start()
+    assert "1 interrupted task" not in server.log_tail(3), "nothing was left open for the next start"
