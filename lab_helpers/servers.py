@@ -76,7 +76,7 @@ class ServerProcess:
         port: int | None = None,
         settings: config.Settings | None = None,
         env: Mapping[str, str] | None = None,
-        ready_path: str = "/health",
+        ready_path: str | None = "/health",
         mcp_path: str = "/mcp",
         ready_timeout: float = 30.0,
         name: str | None = None,
@@ -155,6 +155,19 @@ class ServerProcess:
             raise
         return self
 
+    def _answers(self) -> bool:
+        """Is the server up: ``GET ready_path`` answers below 500, or (no ready path) its port accepts connections."""
+        if self.ready_path is None:
+            try:
+                socket.create_connection((self.host, self.port), timeout=1.0).close()
+                return True
+            except OSError:
+                return False
+        try:
+            return httpx.get(self.base_url + self.ready_path, timeout=1.0).status_code < 500
+        except httpx.HTTPError:
+            return False
+
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
         while True:
@@ -164,15 +177,11 @@ class ServerProcess:
                     f"{self.name} exited with code {code} before answering on port {self.port}.\n"
                     f"Last lines of {self.log_path}:\n{self.log_tail()}"
                 )
-            try:
-                response = httpx.get(self.base_url + self.ready_path, timeout=1.0)
-                if response.status_code < 500:
-                    return
-            except httpx.HTTPError:
-                pass
+            if self._answers():
+                return
             if time.monotonic() > deadline:
                 raise ServerStartError(
-                    f"{self.name} did not answer {self.base_url + self.ready_path} within {self.ready_timeout:g} s.\n"
+                    f"{self.name} did not answer {self.base_url}{self.ready_path or ''} within {self.ready_timeout:g} s.\n"
                     f"Last lines of {self.log_path}:\n{self.log_tail()}"
                 )
             time.sleep(0.05)

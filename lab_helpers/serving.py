@@ -121,7 +121,9 @@ def parse_args(
 ) -> argparse.Namespace:
     """The command line every server script accepts (AgentCore Runtime's ports: 8000 for MCP, 8080 for agents)."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    # LAB_HOST=0.0.0.0 is how a deployment to AWS AgentCore Runtime makes a server reachable inside its microVM.
+    host = os.environ.get("LAB_HOST", "").strip() or "127.0.0.1"
+    parser.add_argument("--host", default=host, help=f"address to bind (default: LAB_HOST, else 127.0.0.1; now {host})")
     parser.add_argument("--port", type=int, default=default_port,
                         help=f"port to listen on (default: {default_port}, as on AgentCore Runtime)")
     parser.add_argument(

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(args.db)
+    app = create_app(args.db, endpoint=f"http://{args.host}:{args.port}")
     logging.getLogger("lab_helpers.agentcore_local").warning(
         "agentcore-local serving on http://%s:%d (db %s)", args.host, args.port, args.db
     )

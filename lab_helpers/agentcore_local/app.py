@@ -17,6 +17,8 @@ import re
 import uuid
 from datetime import datetime
 from pathlib import Path
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, unquote
 
@@ -25,7 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lab_helpers.agentcore_local.store import STRATEGY_TYPES, Invalid, NotFound, Store, StoreError
+from lab_helpers import config
+from lab_helpers.agentcore_local.runtime import SESSION_HEADER, RuntimeService
+from lab_helpers.agentcore_local.store import (
+    STRATEGY_TYPES, Invalid, NotFound, Store, StoreError, _encode_token, _offset_token,
+)
 
 log = logging.getLogger(__name__)
 
@@ -397,18 +403,86 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-def _compile(routes: list[tuple[str, str, Handler]]) -> list[tuple[str, list[str], Handler]]:
+# -- AgentCore Runtime (see runtime.py) ------------------------------------------------------------
+RuntimeHandler = Callable[[RuntimeService, Request, dict[str, str]], Awaitable[Response]]
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    data = await request.body()
+    if not data.strip():
+        return {}
+    try:
+        body = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("Request body is not valid JSON", "CannotParse") from None
+    if not isinstance(body, dict):
+        raise Invalid("Request body must be a JSON object", "CannotParse")
+    return body
+
+
+def _region(request: Request) -> str:
+    found = CREDENTIAL_REGION.search(request.headers.get("authorization", ""))
+    return found.group(1) if found else "us-east-1"
+
+
+async def create_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
+    return ok(rt.create(await _json_body(request), _region(request)), status=202)
+
+
+async def get_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
+    return ok(rt.get(params["agentRuntimeId"]))
+
+
+async def list_runtimes(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
+    body = await _json_body(request)
+    runtimes, following = rt.list(opt_int(body, "maxResults", 1, 100, 100), _offset_token(body.get("nextToken")))
+    return ok({"agentRuntimes": runtimes, **({"nextToken": _encode_token(following)} if following else {})})
+
+
+async def update_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
+    return ok(rt.update(params["agentRuntimeId"], await _json_body(request)), status=202)
+
+
+async def delete_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
+    return ok(await rt.delete(params["agentRuntimeId"]), status=202)
+
+
+async def invoke_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
+    return await rt.invoke(request, params["agentRuntimeArn"])
+
+
+async def stop_runtime_session(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
+    return await rt.stop_session(params["agentRuntimeArn"], request.headers.get(SESSION_HEADER, ""))
+
+
+RUNTIME_ROUTES: list[tuple[str, str, RuntimeHandler]] = [
+    ("PUT", "/runtimes/", create_runtime),
+    ("POST", "/runtimes/", list_runtimes),
+    ("GET", "/runtimes/{agentRuntimeId}/", get_runtime),
+    ("PUT", "/runtimes/{agentRuntimeId}/", update_runtime),
+    ("DELETE", "/runtimes/{agentRuntimeId}/", delete_runtime),
+    # data plane; MCP clients also GET and DELETE the runtime URL, as they would the server's /mcp
+    ("POST", "/runtimes/{agentRuntimeArn}/invocations", invoke_runtime),
+    ("GET", "/runtimes/{agentRuntimeArn}/invocations", invoke_runtime),
+    ("DELETE", "/runtimes/{agentRuntimeArn}/invocations", invoke_runtime),
+    ("POST", "/runtimes/{agentRuntimeArn}/stopruntimesession", stop_runtime_session),
+]
+
+
+def _compile(routes: list[tuple[str, str, Any]]) -> list[tuple[str, list[str], Any]]:
     return [(method, template.split("/"), handler) for method, template, handler in routes]
 
 
 _COMPILED = _compile(ROUTES)
+_RUNTIME_COMPILED = _compile(RUNTIME_ROUTES)
 
 
-def match(method: str, raw_path: str) -> tuple[Handler, dict[str, str]] | None | str:
+def match(method: str, raw_path: str, table: list[tuple[str, list[str], Any]] = _COMPILED
+          ) -> tuple[Any, dict[str, str]] | None | str:
     """(handler, path params), or None when no path matches, or "method" when only the method is wrong."""
     segments = raw_path.split("/")
     wrong_method = False
-    for route_method, template, handler in _COMPILED:
+    for route_method, template, handler in table:
         if len(template) != len(segments):
             continue
         params: dict[str, str] = {}
@@ -426,17 +500,39 @@ def match(method: str, raw_path: str) -> tuple[Handler, dict[str, str]] | None |
     return "method" if wrong_method else None
 
 
-def create_app(db_path: str | Path) -> Starlette:
-    """The emulator as an ASGI app on the database at ``db_path`` (created when missing)."""
+def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
+               settings: config.Settings | None = None) -> Starlette:
+    """The emulator as an ASGI app on the database at ``db_path`` (created when missing).
+
+    ``endpoint`` is where the emulator itself answers: runtime session processes get it as their AgentCore
+    endpoint. ``settings`` (default: from the environment) gives the time scale of runtime lifecycles.
+    """
     store = Store(db_path)
+    runtime = RuntimeService(store, endpoint, settings)
 
     async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "server": "agentcore-local", "db": str(db_path)})
+        return JSONResponse({"status": "ok", "server": "agentcore-local", "db": str(db_path),
+                             "time_scale": runtime.settings.time_scale})
+
+    async def runtime_sessions(_: Request) -> JSONResponse:
+        return JSONResponse(runtime.report())
 
     async def dispatch(request: Request) -> Response:
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
         raw_path = raw.decode("latin-1").split("?", 1)[0]
+        found_runtime = match(request.method, raw_path, _RUNTIME_COMPILED)
+        if isinstance(found_runtime, tuple):
+            runtime_handler, params = found_runtime
+            try:
+                return await runtime_handler(runtime, request, params)
+            except StoreError as exc:
+                return error(exc.code, exc.status, exc.message, exc.reason)
+            except Exception:  # noqa: BLE001 - answer as AWS would, keep the traceback in the log
+                log.exception("internal error in %s %s", request.method, raw_path)
+                return error("InternalServerException", 500, "Internal error in the local emulator (see its log)")
         found = match(request.method, raw_path)
+        if found is None and found_runtime == "method":
+            found = "method"
         if found is None:
             return error("UnknownOperationException", 404, f"No operation at {request.method} {raw_path}")
         if found == "method":
@@ -460,12 +556,22 @@ def create_app(db_path: str | Path) -> Starlette:
             log.exception("internal error in %s %s", request.method, raw_path)
             return error("ServiceException", 500, "Internal error in the local emulator (see its log)")
 
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        runtime.start_monitor()
+        try:
+            yield
+        finally:
+            await runtime.shutdown()
+
     methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
     app = Starlette(routes=[
         Route("/health", health, methods=["GET"]),
+        Route("/local/runtime-sessions", runtime_sessions, methods=["GET"]),
         Route("/{path:path}", dispatch, methods=methods),
-    ])
+    ], lifespan=lifespan)
     app.state.store = store
+    app.state.runtime = runtime
     return app
 
 

@@ -1,0 +1,449 @@
+"""AgentCore Runtime in the emulator: agent runtimes as resources, and one process per runtime session.
+
+AWS runs each runtime session in its own microVM; here each session is its own process (the stand-in), started
+by the first ``InvokeAgentRuntime`` that names a new ``runtimeSessionId`` and reached again by every later call
+with the same id. What is emulated, over the same wire protocol as AWS (botocore's ``bedrock-agentcore-control``
+and ``bedrock-agentcore`` models):
+
+* control plane: Create/Get/List/Update/DeleteAgentRuntime; status CREATING (or UPDATING) on the first look,
+  READY after it, as AWS reports it while it provisions; runtimes are kept in the emulator's SQLite database;
+* data plane: InvokeAgentRuntime forwards the payload to the session process's ``POST /invocations`` (protocol
+  HTTP) or any MCP request to its ``/mcp`` (protocol MCP, with ``Mcp-Session-Id`` and ``Mcp-Protocol-Version``),
+  streaming the answer back (JSON or ``text/event-stream``); StopRuntimeSession ends a session;
+* lifecycle: every session's ``GET /ping`` is polled. A session idle for longer than
+  ``idleRuntimeSessionTimeout`` is ended, unless it reports ``HealthyBusy`` (background work counts as
+  activity); every session is ended at ``maxLifetime``; a session whose process died is recorded as crashed and
+  the next invocation starts a fresh one. Every transition is recorded (``GET /local/runtime-sessions``).
+
+The artifact, locally, is a code directory on this machine, named where AWS names an S3 location::
+
+    {"codeConfiguration": {"code": {"s3": {"bucket": "agentcore-local", "prefix": "/abs/path/to/servers"}},
+                           "runtime": "PYTHON_3_11", "entryPoint": ["agent_app.py"]}}
+
+and the session process is ``python <prefix>/<entryPoint[0]> --host 127.0.0.1 --port <free port>``, with the
+runtime's ``environmentVariables`` and the emulator itself as its AgentCore endpoint. In AWS the same field
+names an S3 zip (see :mod:`lab_helpers.runtime`).
+
+Time: AWS accepts lifecycle settings of 60 s and more, and botocore enforces that. The emulator runs them at the
+workbench's time scale (``LAB_TIME_SCALE``, read when it starts), so the default 15-minute idle timeout lasts
+18 s under CI's 0.02. ``GET /health`` says which scale is in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from lab_helpers import config
+from lab_helpers.agentcore_local.store import ACCOUNT_ID, Invalid, NotFound, Store, StoreError, random_suffix
+from lab_helpers.servers import ServerProcess, ServerStartError
+
+log = logging.getLogger(__name__)
+
+LOCAL_BUCKET = "agentcore-local"
+RUNTIME_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,47}")
+ROLE_ARN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
+SESSION_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-_]*")
+PROTOCOLS = {"HTTP", "MCP", "A2A"}
+DEFAULT_IDLE_SECONDS = 900  # AWS's defaults: 15 minutes idle, 8 hours in all
+DEFAULT_MAX_LIFETIME_SECONDS = 28800
+LIFECYCLE_RANGE = (60, 1209600)
+#: AWS's limit on an invocation payload (botocore's model: 100,000,000 bytes).
+MAX_PAYLOAD_BYTES = 100_000_000
+#: How often each session's /ping is polled, in lesson seconds.
+PING_SECONDS = 2.0
+#: Headers passed to the session process; Custom-* ones only when the runtime allow-lists them, as AWS does.
+FORWARDED_HEADERS = ("content-type", "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id")
+CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
+SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runtimes (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    doc TEXT NOT NULL,            -- the GetAgentRuntime answer (JSON), status kept in `status`
+    status TEXT NOT NULL,
+    client_token TEXT,
+    created_at REAL NOT NULL
+);
+"""
+
+
+class RuntimeClientError(StoreError):
+    code = "RuntimeClientError"
+    status = 424
+
+
+@dataclass
+class Session:
+    """One runtime session: its process (the microVM stand-in) and what the lifecycle rules look at."""
+
+    runtime_id: str
+    session_id: str
+    process: ServerProcess
+    started_at: float
+    last_activity: float
+    ping_status: str = "starting"
+    in_flight: int = 0
+    invocations: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+
+class RuntimeService:
+    """Agent runtimes (persisted) and their live sessions (processes), with the lifecycle monitor."""
+
+    def __init__(self, store: Store, endpoint: str, settings: config.Settings | None = None) -> None:
+        self.store = store
+        self.endpoint = endpoint
+        self.settings = settings or config.load()
+        with store.lock:
+            store.db.executescript(SCHEMA)
+        self.sessions: dict[tuple[str, str], Session] = {}
+        self.transitions: list[dict[str, Any]] = []
+        self._starting = asyncio.Lock()
+        self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
+        self._monitor: asyncio.Task[None] | None = None
+
+    # -- time ------------------------------------------------------------------------------------
+    def scaled(self, lesson_seconds: float) -> float:
+        return lesson_seconds * self.settings.time_scale
+
+    # -- control plane ---------------------------------------------------------------------------
+    def create(self, body: dict[str, Any], region: str) -> dict[str, Any]:
+        name = _check_name(body.get("agentRuntimeName"))
+        conf = _check_configuration(body)
+        token = body.get("clientToken")
+        with self.store.lock:
+            if token:
+                row = self.store.db.execute("SELECT doc, status FROM runtimes WHERE client_token = ?",
+                                            (token,)).fetchone()
+                if row:
+                    return _create_answer({**json.loads(row[0]), "status": row[1]})
+            if self.store.db.execute("SELECT 1 FROM runtimes WHERE name = ?", (name,)).fetchone():
+                raise Conflict(f"An agent runtime named {name} already exists")
+            now = time.time()
+            runtime_id = f"{name}-{random_suffix()}"
+            doc = {
+                "agentRuntimeArn": f"arn:aws:bedrock-agentcore:{region}:{ACCOUNT_ID}:runtime/{runtime_id}",
+                "agentRuntimeName": name,
+                "agentRuntimeId": runtime_id,
+                "agentRuntimeVersion": "1",
+                "createdAt": now,
+                "lastUpdatedAt": now,
+                "workloadIdentityDetails": {"workloadIdentityArn": f"arn:aws:bedrock-agentcore:{region}:{ACCOUNT_ID}"
+                                            f":workload-identity-directory/default/workload-identity/{name}"},
+                **conf,
+            }
+            self.store.db.execute(
+                "INSERT INTO runtimes (id, name, doc, status, client_token, created_at) VALUES (?,?,?,?,?,?)",
+                (runtime_id, name, json.dumps(doc), "CREATING", token, now))
+        return _create_answer({**doc, "status": "CREATING"})
+
+    def get(self, runtime_id: str) -> dict[str, Any]:
+        """The runtime; CREATING/UPDATING is seen once, then READY (provisioning is instant here)."""
+        with self.store.lock:
+            row = self.store.db.execute("SELECT doc, status FROM runtimes WHERE id = ?", (runtime_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Agent runtime {runtime_id} not found")
+            doc, status = json.loads(row[0]), row[1]
+            if status in ("CREATING", "UPDATING"):
+                self.store.db.execute("UPDATE runtimes SET status = 'READY' WHERE id = ?", (runtime_id,))
+        return {**doc, "status": status}
+
+    def list(self, max_results: int, offset: int) -> tuple[list[dict[str, Any]], int | None]:
+        with self.store.lock:
+            rows = self.store.db.execute("SELECT doc, status FROM runtimes ORDER BY created_at, id LIMIT ? OFFSET ?",
+                                         (max_results + 1, offset)).fetchall()
+        summaries = [{key: doc.get(key, "") for key in ("agentRuntimeArn", "agentRuntimeId", "agentRuntimeVersion",
+                                                       "agentRuntimeName", "description", "lastUpdatedAt")}
+                     | {"status": status} for doc, status in ((json.loads(r[0]), r[1]) for r in rows[:max_results])]
+        return summaries, (offset + max_results if len(rows) > max_results else None)
+
+    def update(self, runtime_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        conf = _check_configuration(body)
+        with self.store.lock:
+            current = self.get(runtime_id)
+            doc = {key: value for key, value in current.items() if key != "status"}
+            for key in ("description", "environmentVariables", "requestHeaderConfiguration"):
+                doc.pop(key, None)  # an update replaces the configuration as a whole, as in AWS
+            doc.update(conf, agentRuntimeVersion=str(int(doc["agentRuntimeVersion"]) + 1), lastUpdatedAt=time.time())
+            self.store.db.execute("UPDATE runtimes SET doc = ?, status = 'UPDATING' WHERE id = ?",
+                                  (json.dumps(doc), runtime_id))
+        return {key: doc[key] for key in ("agentRuntimeArn", "agentRuntimeId", "agentRuntimeVersion", "createdAt",
+                                          "lastUpdatedAt", "workloadIdentityDetails")} | {"status": "UPDATING"}
+
+    async def delete(self, runtime_id: str) -> dict[str, Any]:
+        doc = self.get(runtime_id)
+        with self.store.lock:
+            self.store.db.execute("DELETE FROM runtimes WHERE id = ?", (runtime_id,))
+        for key in [key for key in self.sessions if key[0] == runtime_id]:
+            await self._end(self.sessions[key], "runtime deleted")
+        return {"status": "DELETING", "agentRuntimeId": runtime_id, "agentRuntimeVersion": doc["agentRuntimeVersion"]}
+
+    # -- data plane ------------------------------------------------------------------------------
+    def runtime_of_arn(self, arn: str) -> dict[str, Any]:
+        runtime_id = arn.rsplit("/", 1)[-1] if arn.startswith("arn:") else arn
+        try:
+            doc = self.get(runtime_id)
+        except NotFound:
+            raise NotFound(f"No agent runtime {arn}: it was never created here, or it was deleted") from None
+        if arn.startswith("arn:") and doc["agentRuntimeArn"] != arn:
+            raise NotFound(f"No agent runtime {arn}")
+        return doc
+
+    async def invoke(self, request: Request, arn: str) -> Response:
+        """Forward one request to the session's process, starting the process on the session's first call."""
+        doc = self.runtime_of_arn(arn)
+        session_id = request.headers.get(SESSION_HEADER, "")
+        if len(session_id) < 33 or len(session_id) > 256 or not SESSION_ID.fullmatch(session_id):
+            raise Invalid(f"Value at 'runtimeSessionId' failed to satisfy constraint: Member must have length "
+                          f"between 33 and 256 and match [a-zA-Z0-9][a-zA-Z0-9-_]*, got {len(session_id)} characters")
+        size = int(request.headers.get("content-length") or 0)
+        if size > MAX_PAYLOAD_BYTES:
+            raise Invalid(f"Payload of {size} bytes is larger than the limit of {MAX_PAYLOAD_BYTES} bytes")
+        body = await request.body()
+        if len(body) > MAX_PAYLOAD_BYTES:
+            raise Invalid(f"Payload of {len(body)} bytes is larger than the limit of {MAX_PAYLOAD_BYTES} bytes")
+        session = await self._session(doc, session_id)
+        protocol = doc["protocolConfiguration"]["serverProtocol"]
+        allowed = {h.lower() for h in doc.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])}
+        headers = {name: value for name, value in request.headers.items()
+                   if name in FORWARDED_HEADERS or (name.startswith(CUSTOM_PREFIX) and name in allowed)}
+        headers[SESSION_HEADER] = session_id
+        headers["X-Amzn-Bedrock-AgentCore-Runtime-Request-Id"] = str(uuid.uuid4())
+        path = "/mcp" if protocol == "MCP" else "/invocations"
+        method = request.method if protocol == "MCP" else "POST"
+        session.in_flight += 1
+        session.invocations += 1
+        session.last_activity = time.monotonic()
+        try:
+            upstream = await self._http.send(
+                self._http.build_request(method, session.process.base_url + path, content=body, headers=headers),
+                stream=True)
+        except httpx.TransportError as error:
+            self._done(session)
+            await self._end(session, f"crashed ({type(error).__name__} talking to the session process)")
+            raise RuntimeClientError(f"The runtime session's process did not answer: {error}") from error
+        if protocol == "HTTP" and upstream.status_code >= 400:
+            text = (await upstream.aread()).decode(errors="replace")[:2000]
+            await upstream.aclose()
+            self._done(session)
+            raise RuntimeClientError(f"Received error ({upstream.status_code}) from runtime: {text}")
+        passed = {name: value for name, value in upstream.headers.items()
+                  if name in ("content-type", "mcp-session-id", "mcp-protocol-version", "cache-control")}
+        passed[SESSION_HEADER] = session_id
+
+        async def finish() -> None:
+            await upstream.aclose()
+            self._done(session)
+
+        return StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code, headers=passed,
+                                 background=BackgroundTask(finish))
+
+    def _done(self, session: Session) -> None:
+        session.in_flight -= 1
+        session.last_activity = time.monotonic()
+
+    async def stop_session(self, arn: str, session_id: str) -> Response:
+        doc = self.runtime_of_arn(arn)
+        session = self.sessions.get((doc["agentRuntimeId"], session_id))
+        if session is None:
+            raise NotFound(f"No runtime session {session_id} is running for {doc['agentRuntimeArn']}")
+        await self._end(session, "stopped by StopRuntimeSession")
+        return Response(json.dumps({}), media_type="application/json", headers={SESSION_HEADER: session_id})
+
+    async def _session(self, doc: dict[str, Any], session_id: str) -> Session:
+        """The live session for this id, or a new one (its process started and answering)."""
+        key = (doc["agentRuntimeId"], session_id)
+        async with self._starting:
+            session = self.sessions.get(key)
+            if session is not None and not session.process.is_running:
+                await self._end(session, f"crashed (exit code {session.process.returncode})")
+                session = None
+            if session is None:
+                session = await self._start(doc, session_id)
+                self.sessions[key] = session
+        return session
+
+    async def _start(self, doc: dict[str, Any], session_id: str) -> Session:
+        code = doc["agentRuntimeArtifact"]["codeConfiguration"]
+        directory = Path(code["code"]["s3"]["prefix"])
+        protocol = doc["protocolConfiguration"]["serverProtocol"]
+        env = {
+            **doc.get("environmentVariables", {}),
+            "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": self.endpoint,
+            "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local-emulator"),
+            "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local-emulator"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        process = ServerProcess(directory / code["entryPoint"][0], settings=self.settings, env=env,
+                                ready_path="/ping" if protocol == "HTTP" else None,
+                                name=f"runtime-{doc['agentRuntimeName']}-{session_id[:12]}")
+        self._record(doc["agentRuntimeId"], session_id, "starting", f"process for {process.script.name}")
+        try:
+            await asyncio.to_thread(process.start)
+        except (ServerStartError, OSError) as error:
+            self._record(doc["agentRuntimeId"], session_id, "ended", "failed to start")
+            raise RuntimeClientError(f"The runtime session could not start: {error}") from error
+        now = time.monotonic()
+        session = Session(doc["agentRuntimeId"], session_id, process, started_at=now, last_activity=now)
+        await self._ping(session)
+        return session
+
+    async def _end(self, session: Session, reason: str) -> None:
+        self.sessions.pop((session.runtime_id, session.session_id), None)
+        await asyncio.to_thread(session.process.stop, 2.0)
+        self._record(session.runtime_id, session.session_id, "ended", reason)
+
+    def _record(self, runtime_id: str, session_id: str, state: str, detail: str = "") -> None:
+        self.transitions.append({"at": time.time(), "runtimeId": runtime_id, "sessionId": session_id,
+                                 "state": state, "detail": detail})
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start_monitor(self) -> None:
+        self._monitor = asyncio.get_running_loop().create_task(self._watch(), name="runtime-lifecycle")
+
+    async def shutdown(self) -> None:
+        if self._monitor:
+            self._monitor.cancel()
+        for session in list(self.sessions.values()):
+            await self._end(session, "emulator stopped")
+        await self._http.aclose()
+
+    async def _watch(self) -> None:
+        """Apply the lifecycle rules to every session, forever (one pass per ping interval)."""
+        while True:
+            await asyncio.sleep(max(0.05, self.scaled(PING_SECONDS)))
+            for session in list(self.sessions.values()):
+                try:
+                    await self._check(session)
+                except Exception:  # noqa: BLE001 - one bad session must not stop the monitor
+                    log.exception("lifecycle check of session %s failed", session.session_id)
+
+    async def _check(self, session: Session) -> None:
+        if (session.runtime_id, session.session_id) not in self.sessions:
+            return
+        if not session.process.is_running:
+            await self._end(session, f"crashed (exit code {session.process.returncode})")
+            return
+        await self._ping(session)
+        try:
+            lifecycle = self.get(session.runtime_id)["lifecycleConfiguration"]
+        except NotFound:
+            return
+        now = time.monotonic()
+        if now - session.started_at >= self.scaled(lifecycle["maxLifetime"]):
+            await self._end(session, "max lifetime reached")
+        elif (session.in_flight == 0 and session.ping_status != "HealthyBusy"
+              and now - session.last_activity >= self.scaled(lifecycle["idleRuntimeSessionTimeout"])):
+            await self._end(session, "idle timeout")
+
+    async def _ping(self, session: Session) -> None:
+        """Ask the session how it is; HealthyBusy counts as activity (background work keeps a session)."""
+        if session.process.ready_path is None:  # an MCP server: alive is all we can know
+            status = "Healthy"
+        else:
+            try:
+                answer = await self._http.get(session.process.base_url + "/ping", timeout=2.0)
+                status = str(answer.json().get("status", "Unknown"))
+            except (httpx.HTTPError, ValueError):
+                status = "Unresponsive"
+        if status == "HealthyBusy":
+            session.last_activity = time.monotonic()
+        if status != session.ping_status:
+            session.ping_status = status
+            self._record(session.runtime_id, session.session_id, status)
+
+    def report(self) -> dict[str, Any]:
+        """Live sessions and every transition so far (``GET /local/runtime-sessions``)."""
+        now = time.monotonic()
+        return {
+            "time_scale": self.settings.time_scale,
+            "sessions": [{"runtimeId": s.runtime_id, "sessionId": s.session_id, "pid": s.process.pid,
+                          "ping": s.ping_status, "invocations": s.invocations, "inFlight": s.in_flight,
+                          "ageSeconds": round(now - s.started_at, 3),
+                          "idleSeconds": round(now - s.last_activity, 3)} for s in self.sessions.values()],
+            "transitions": self.transitions,
+        }
+
+
+class Conflict(StoreError):
+    code = "ConflictException"
+    status = 409
+
+
+def _create_answer(doc: dict[str, Any]) -> dict[str, Any]:
+    return {key: doc[key] for key in ("agentRuntimeArn", "agentRuntimeId", "agentRuntimeVersion", "createdAt",
+                                      "workloadIdentityDetails", "status")}
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not RUNTIME_NAME.fullmatch(name):
+        raise Invalid(f"Value {name!r} at 'agentRuntimeName' failed to satisfy constraint: Member must satisfy "
+                      f"regular expression pattern: {RUNTIME_NAME.pattern}")
+    return name
+
+
+def _check_configuration(body: dict[str, Any]) -> dict[str, Any]:
+    """The runtime's configuration from a Create/Update body, validated; what Get returns of it."""
+    artifact = body.get("agentRuntimeArtifact")
+    if not isinstance(artifact, dict) or not artifact:
+        raise Invalid("1 validation error detected: Value null at 'agentRuntimeArtifact' failed to satisfy "
+                      "constraint: Member must not be null")
+    if "codeConfiguration" not in artifact:
+        raise Invalid("The local emulator runs code directories only: use codeConfiguration with code.s3.bucket "
+                      f"'{LOCAL_BUCKET}' and code.s3.prefix the directory (containerConfiguration needs AWS)")
+    code = artifact["codeConfiguration"]
+    s3 = (code.get("code") or {}).get("s3") or {}
+    entry = code.get("entryPoint") or []
+    if s3.get("bucket") != LOCAL_BUCKET:
+        raise Invalid(f"The local emulator reads code from a directory: set code.s3.bucket to '{LOCAL_BUCKET}' and "
+                      f"code.s3.prefix to the directory's absolute path (got bucket {s3.get('bucket')!r})")
+    directory = Path(str(s3.get("prefix", "")))
+    if not directory.is_absolute() or not directory.is_dir():
+        raise Invalid(f"code.s3.prefix must be an existing directory's absolute path, got {str(directory)!r}")
+    if not entry or not (directory / entry[0]).is_file():
+        raise Invalid(f"entryPoint must name a script in {directory}, got {entry!r}")
+    role = body.get("roleArn")
+    if not isinstance(role, str) or not ROLE_ARN.fullmatch(role):
+        raise Invalid(f"Value {role!r} at 'roleArn' failed to satisfy constraint: Member must satisfy regular "
+                      f"expression pattern: {ROLE_ARN.pattern}")
+    protocol = (body.get("protocolConfiguration") or {"serverProtocol": "HTTP"}).get("serverProtocol")
+    if protocol not in PROTOCOLS - {"A2A"}:
+        raise Invalid(f"serverProtocol {protocol!r} is not emulated: use HTTP or MCP")
+    lifecycle = body.get("lifecycleConfiguration") or {}
+    lo, hi = LIFECYCLE_RANGE
+    idle = lifecycle.get("idleRuntimeSessionTimeout", DEFAULT_IDLE_SECONDS)
+    longest = lifecycle.get("maxLifetime", DEFAULT_MAX_LIFETIME_SECONDS)
+    for name, value in (("idleRuntimeSessionTimeout", idle), ("maxLifetime", longest)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise Invalid(f"lifecycleConfiguration.{name} must be a whole number of seconds between {lo} and {hi}, "
+                          f"got {value!r}")
+    if idle > longest:
+        raise Invalid(f"idleRuntimeSessionTimeout ({idle}) must not exceed maxLifetime ({longest})")
+    conf: dict[str, Any] = {
+        "agentRuntimeArtifact": artifact,
+        "roleArn": role,
+        "networkConfiguration": body.get("networkConfiguration") or {"networkMode": "PUBLIC"},
+        "protocolConfiguration": {"serverProtocol": protocol},
+        "lifecycleConfiguration": {"idleRuntimeSessionTimeout": idle, "maxLifetime": longest},
+        "description": body.get("description") or "",
+    }
+    for key in ("environmentVariables", "requestHeaderConfiguration"):
+        if body.get(key):
+            conf[key] = body[key]
+    return conf
