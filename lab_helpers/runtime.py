@@ -58,6 +58,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
@@ -515,6 +516,17 @@ def wait_ready(
 
 
 # -- calling a runtime -------------------------------------------------------------------------------
+def mcp_url(arn: str, settings: config.Settings | None = None) -> str:
+    """The URL an MCP client uses for an MCP runtime: ``<data endpoint>/runtimes/<url-encoded ARN>/invocations``.
+
+    Requests to it need ``X-Amzn-Bedrock-AgentCore-Runtime-Session-Id`` (33 characters or more); on AWS
+    also an OAuth bearer token from the runtime's inbound authorizer.
+    """
+    settings = config.load() if settings is None else settings
+    endpoint = _client("bedrock-agentcore", settings).meta.endpoint_url.rstrip("/")
+    return f"{endpoint}/runtimes/{quote(arn, safe='')}/invocations?qualifier=DEFAULT"
+
+
 def new_session_id() -> str:
     """A fresh runtime session id: AWS wants 33 characters or more, and one id means one isolated session."""
     return f"lab-session-{uuid.uuid4().hex}"

@@ -23,6 +23,7 @@ and the same session continues. Run: ``python servers/agent_app.py --port 8080``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from typing import Any
@@ -101,6 +102,21 @@ def unreachable(url: str) -> str | None:
     return None
 
 
+def tasks_server_headers(url: str, identity: Identity) -> dict[str, str]:
+    """The caller's identity headers, plus a runtime session id when the task server is hosted on AgentCore Runtime.
+
+    Behind a runtime URL (``.../runtimes/<arn>/invocations``) every request needs a runtime session id of 33
+    characters or more; this agent session's calls then always reach the same MCP server session.
+    """
+    headers = identity.headers()
+    if "/runtimes/" in url:
+        session = identity.session_id
+        if len(session) < 33:
+            session = f"{session}-{hashlib.sha256(session.encode()).hexdigest()}"[:64]
+        headers["X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"] = session
+    return headers
+
+
 def tool_calls(messages: list[dict[str, Any]], since: int) -> list[dict[str, Any]]:
     """The tool calls the agent made in this invocation (messages from index ``since`` on)."""
     return [block["toolUse"] for message in messages[since:] for block in message.get("content", [])
@@ -123,7 +139,8 @@ def answer(prompt: str, identity: Identity) -> dict[str, Any]:
         if problem:
             tasks_server = f"unreachable: {url} ({problem}); answering from Memory only"
         else:
-            client = MCPClient(url=url, headers=identity.headers(), startup_timeout=TASKS_SERVER_TIMEOUT_SECONDS)
+            client = MCPClient(url=url, headers=tasks_server_headers(url, identity),
+                               startup_timeout=TASKS_SERVER_TIMEOUT_SECONDS)
             try:
                 client.start()
                 tasks_server = f"connected: {url}"

@@ -250,8 +250,10 @@ def test_an_mcp_client_reaches_a_deployed_mcp_server_through_the_runtime_url(
         agentRuntimeName="lab_tasks", agentRuntimeArtifact=artifact("persistent_tasks.py"), roleArn=ROLE,
         protocolConfiguration={"serverProtocol": "MCP"},
         requestHeaderConfiguration={"requestHeaderAllowlist": list(identity.headers())})
-    url = (f"{agentcore.process.base_url}/runtimes/{quote(created['agentRuntimeArn'], safe='')}/invocations"
-           "?qualifier=DEFAULT")
+    from lab_helpers.runtime import mcp_url
+
+    url = mcp_url(created["agentRuntimeArn"], settings=agentcore.settings)
+    assert url.startswith(agentcore.process.base_url + "/runtimes/arn%3Aaws%3Abedrock-agentcore%3A")
     headers = {**identity.headers(), "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": session_id()}
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -13,8 +13,9 @@ NOTEBOOKS = notebook_paths()
 
 
 def test_the_lessons_are_there() -> None:
-    assert [path.name for path in NOTEBOOKS][:4] == [
-        "00_setup.ipynb", "01_context_messaging.ipynb", "02_async_tasks.ipynb", "03_persistent_tasks.ipynb"]
+    assert [path.name for path in NOTEBOOKS][:5] == [
+        "00_setup.ipynb", "01_context_messaging.ipynb", "02_async_tasks.ipynb", "03_persistent_tasks.ipynb",
+        "04_runtime_async_agents.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])

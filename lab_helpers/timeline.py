@@ -1,0 +1,81 @@
+"""Runtime sessions over time: the local emulator's transition log, as segments and as a plot.
+
+The emulator records every state a runtime session passes through (``starting``, ``Healthy``,
+``HealthyBusy``, ``ended`` with the reason) at ``GET /local/runtime-sessions``. Notebook 04 turns that
+log into one bar per session, so the lifecycle rules can be *seen*: the busy session outliving the idle
+timeout, the idle one ended, the long one cut at its maximum lifetime.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+#: Colours of the states in the plot.
+COLOURS = {"starting": "#bbbbbb", "Healthy": "#4c9be8", "HealthyBusy": "#f0a030", "Unresponsive": "#d04040"}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of one session in one state; ``end`` is None while it lasts."""
+
+    session_id: str
+    state: str
+    start: float
+    end: float | None
+    ended_because: str | None = None  # on a session's last segment, why it ended
+
+
+def runtime_report(endpoint: str | None = None) -> dict[str, Any]:
+    """The emulator's sessions and transitions (local mode only: AWS has no such view)."""
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE")
+    if not endpoint:
+        raise RuntimeError("no local emulator: the session timeline exists in local mode only (use_agentcore())")
+    return httpx.get(endpoint.rstrip("/") + "/local/runtime-sessions", timeout=5.0).json()
+
+
+def segments(transitions: list[dict[str, Any]], runtime_id: str | None = None) -> dict[str, list[Segment]]:
+    """Per session (in order of first appearance), its states as consecutive segments."""
+    by_session: dict[str, list[Segment]] = {}
+    for event in transitions:
+        if runtime_id is not None and event["runtimeId"] != runtime_id:
+            continue
+        session = by_session.setdefault(event["sessionId"], [])
+        if session and session[-1].end is None:
+            last = session[-1]
+            session[-1] = Segment(last.session_id, last.state, last.start, event["at"],
+                                  event["detail"] if event["state"] == "ended" else None)
+        if event["state"] != "ended":
+            session.append(Segment(event["sessionId"], event["state"], event["at"], None))
+    return by_session
+
+
+def plot(by_session: dict[str, list[Segment]], labels: dict[str, str] | None = None, now: float | None = None) -> Any:
+    """A horizontal bar per session, coloured by state, with why it ended; returns the matplotlib figure."""
+    import matplotlib.pyplot as plt
+
+    labels = labels or {}
+    starts = [segment.start for session in by_session.values() for segment in session]
+    origin = min(starts) if starts else 0.0
+    latest = max([s.end or s.start for session in by_session.values() for s in session] + [now or 0.0])
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(by_session) + 1.2))
+    for row, (session_id, session) in enumerate(by_session.items()):
+        for segment in session:
+            end = segment.end if segment.end is not None else latest
+            ax.barh(row, end - segment.start, left=segment.start - origin, color=COLOURS.get(segment.state, "#888888"),
+                    edgecolor="white")
+            if segment.ended_because:
+                ax.text(end - origin, row, f"  {segment.ended_because}", va="center", fontsize=8)
+    ax.set_yticks(range(len(by_session)), [labels.get(s, s[:18]) for s in by_session])
+    ax.invert_yaxis()
+    ax.set_xlim(0, (latest - origin) * 1.2 + 0.1)  # room for the last "why it ended"
+    ax.set_xlabel("seconds")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in COLOURS.values()]
+    ax.legend(handles, list(COLOURS), loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(by_session or [1])),
+              ncol=len(COLOURS), fontsize=8, frameon=False)
+    ax.set_title("runtime sessions (local emulator)")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,42 @@
+"""lab_helpers.timeline: the emulator's transition log as per-session segments, and the plot of them."""
+
+from __future__ import annotations
+
+import matplotlib
+
+from lab_helpers.timeline import Segment, plot, segments
+
+matplotlib.use("Agg")
+
+
+def event(at: float, session: str, state: str, detail: str = "", runtime: str = "rt-1") -> dict:
+    return {"at": at, "runtimeId": runtime, "sessionId": session, "state": state, "detail": detail}
+
+
+LOG = [
+    event(0.0, "a", "starting"), event(1.0, "a", "Healthy"), event(1.5, "b", "starting"),
+    event(2.0, "a", "HealthyBusy"), event(2.5, "b", "Healthy"), event(4.0, "b", "ended", "idle timeout"),
+    event(5.0, "a", "Healthy"), event(6.5, "a", "ended", "idle timeout"),
+    event(7.0, "a", "starting"),  # the same session id again: a fresh process
+    event(0.5, "c", "starting", runtime="rt-2"),
+]
+
+
+def test_each_state_becomes_a_segment_closed_by_the_next_and_the_end_says_why() -> None:
+    by_session = segments(LOG, "rt-1")
+    assert list(by_session) == ["a", "b"]
+    assert by_session["b"] == [Segment("b", "starting", 1.5, 2.5), Segment("b", "Healthy", 2.5, 4.0, "idle timeout")]
+    a = by_session["a"]
+    assert [(s.state, s.start, s.end) for s in a] == [
+        ("starting", 0.0, 1.0), ("Healthy", 1.0, 2.0), ("HealthyBusy", 2.0, 5.0), ("Healthy", 5.0, 6.5),
+        ("starting", 7.0, None)]
+    assert a[3].ended_because == "idle timeout" and a[-1].ended_because is None
+
+
+def test_all_runtimes_without_a_filter_and_a_plot_with_a_row_per_session() -> None:
+    by_session = segments(LOG)
+    assert list(by_session) == ["a", "b", "c"]
+    figure = plot(by_session, labels={"a": "busy one"})
+    (axes,) = figure.axes
+    assert [label.get_text() for label in axes.get_yticklabels()] == ["busy one", "b", "c"]
+    assert any(text.get_text().strip() == "idle timeout" for text in axes.texts)
