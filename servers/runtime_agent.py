@@ -31,7 +31,8 @@ falls through to the automatic status. Further details that shape this app:
 
 Payloads (``POST /invocations``), each answered at once: ``{"action": "train", "model_name",
 "epochs", "tracking"?, "learning_rate"?}`` (tracking defaults to ``"decorator"``),
-``{"action": "status"}``, ``{"action": "remember", "note"}``, ``{"action": "recall"}``. Jobs and
+``{"action": "status"}``, ``{"action": "watch", "job_id"}`` (a ``text/event-stream`` of the job's epochs, then
+its ending), ``{"action": "remember", "note"}``, ``{"action": "recall"}``. Jobs and
 notes live in this process only: on AgentCore Runtime one session id is one microVM, so the same
 session keeps them and a new session starts empty.
 Run: ``python servers/runtime_agent.py --port 8080``.
@@ -46,6 +47,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bedrock_agentcore import BedrockAgentCoreApp, RequestContext
@@ -57,7 +59,9 @@ from lab_helpers.serving import parse_args, run_app
 from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, train_with_settings, validate_request
 
 TRACKING_WAYS = ("decorator", "manual", "custom_ping")
-ACTIONS = ("train", "status", "remember", "recall")
+ACTIONS = ("train", "status", "watch", "remember", "recall")
+#: How often a ``watch`` stream looks at its job, in lesson seconds (one epoch lasts one).
+WATCH_SECONDS = 0.5
 #: The final scores a finished job reports (its per-epoch history stays out of the status answer).
 RESULT_FIELDS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss", "artifact_path", "seconds")
 
@@ -202,8 +206,36 @@ def recall(session_id: str | None) -> dict[str, Any]:
     return {"notes": kept, "session_id": session_id, "pid": os.getpid()}
 
 
+async def watch(payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """Stream a job's progress as server-sent events: one event per new epoch, then its ending.
+
+    An entrypoint that returns an async generator is answered as ``text/event-stream`` by the SDK, which is
+    how an agent streams through AgentCore Runtime (InvokeAgentRuntime passes the stream on as it comes).
+    """
+    with _lock:
+        job = jobs.get(str(payload.get("job_id")))
+    if job is None:
+        raise HTTPException(400, f"unknown job_id {payload.get('job_id')!r}: start one with the train action")
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        seen = -1
+        while True:
+            with _lock:
+                current = job.to_dict()
+            if current["epoch"] != seen:
+                seen = current["epoch"]
+                yield {"job_id": job.job_id, "epoch": seen, "epochs": job.epochs, "scores": current["latest"]}
+            if current["status"] != "running":
+                yield {"job_id": job.job_id, "status": current["status"], "result": current["result"],
+                       "error": current["error"]}
+                return
+            await asyncio.sleep(max(0.01, settings.scaled(WATCH_SECONDS)))
+
+    return events()
+
+
 @app.entrypoint
-async def invoke(payload: dict[str, Any], context: RequestContext) -> dict[str, Any]:
+async def invoke(payload: dict[str, Any], context: RequestContext) -> dict[str, Any] | AsyncIterator[dict[str, Any]]:
     """Dispatch on ``payload["action"]``; the session id comes from the Runtime's session header."""
     if not isinstance(payload, dict):
         raise HTTPException(400, f"the payload must be a JSON object with 'action', got {type(payload).__name__}")
@@ -213,6 +245,8 @@ async def invoke(payload: dict[str, Any], context: RequestContext) -> dict[str, 
         return await start_training(payload, session_id)
     if action == "status":
         return status(session_id)
+    if action == "watch":
+        return await watch(payload)
     if action == "remember":
         return remember(payload, session_id)
     if action == "recall":

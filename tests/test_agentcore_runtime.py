@@ -312,3 +312,29 @@ def test_no_session_outlives_its_maximum_lifetime(agentcore: LocalAgentCore) -> 
         assert ("HealthyBusy", "") in states(agentcore, session), "busy the whole time, and ended all the same"
     finally:
         runtime.destroy(settings)
+
+
+def test_a_streamed_answer_passes_through_and_the_sdk_client_works_too(agentcore: LocalAgentCore) -> None:
+    """``AgentCoreRuntimeClient`` (bedrock-agentcore's own client): create and wait, invoke, stream, delete."""
+    from bedrock_agentcore.runtime import AgentCoreRuntimeClient, WaitConfig
+
+    client = AgentCoreRuntimeClient(region_name=agentcore.settings.region)
+    ready = client.create_agent_runtime_and_wait(
+        wait_config=WaitConfig(poll_interval=1, max_wait=30), agent_runtime_name="sdk_agent",
+        agent_runtime_artifact=artifact("runtime_agent.py"), role_arn=ROLE)
+    assert ready["status"] == "READY"
+    session = session_id()
+    try:
+        started = client.invoke_agent_runtime(agent_runtime_arn=ready["agentRuntimeArn"], runtime_session_id=session,
+                                              payload=json.dumps({"action": "train", "model_name": "streamed",
+                                                                  "epochs": 15}))
+        job = json.loads(started["response"].read())
+        streamed = client.invoke_agent_runtime(agent_runtime_arn=ready["agentRuntimeArn"], runtime_session_id=session,
+                                               payload=json.dumps({"action": "watch", "job_id": job["job_id"]}))
+        assert streamed["contentType"].startswith("text/event-stream")
+        events = [json.loads(line[len(b"data: "):]) for line in streamed["response"].iter_lines()
+                  if line.startswith(b"data: ")]
+        assert [e["epoch"] for e in events if "epoch" in e][-1] == 15 and events[-1]["status"] == "completed"
+    finally:
+        client.delete_agent_runtime_and_wait(wait_config=WaitConfig(poll_interval=1, max_wait=30),
+                                             agent_runtime_id=ready["agentRuntimeId"])

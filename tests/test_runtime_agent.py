@@ -9,6 +9,7 @@ long as the process; bad input gets a 400 that says why.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -190,3 +191,19 @@ def test_notes_live_as_long_as_the_process(agent: ServerProcess) -> None:
     fresh = ok(agent, {"action": "recall"}, second)
     assert fresh["notes"] == [] and fresh["pid"] == agent.pid != old_pid
     assert ok(agent, {"action": "status"})["jobs"] == []
+
+
+def test_watch_streams_each_epoch_then_the_ending_as_server_sent_events(agent: ServerProcess) -> None:
+    job = ok(agent, {"action": "train", "model_name": "watched", "epochs": 20})
+    reply = invoke(agent, {"action": "watch", "job_id": job["job_id"]})
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
+    events = [json.loads(line[len("data: "):]) for line in reply.text.splitlines() if line.startswith("data: ")]
+    epochs = [event["epoch"] for event in events if "epoch" in event]
+    assert epochs == sorted(set(epochs)) and epochs[-1] == 20, epochs
+    assert events[-1]["status"] == "completed" and events[-1]["result"]["val_accuracy"] > 0.5
+    assert events[-2]["scores"]["val_accuracy"] == events[-1]["result"]["val_accuracy"]
+
+
+def test_watching_an_unknown_job_is_a_400(agent: ServerProcess) -> None:
+    reply = invoke(agent, {"action": "watch", "job_id": "job-nope"})
+    assert reply.status_code == 400 and "unknown job_id 'job-nope'" in reply.json()["error"]
