@@ -165,8 +165,8 @@ def test_debug_actions_force_and_clear_the_status(agent: ServerProcess) -> None:
     ({"action": "train", "model_name": "m", "epochs": 5, "tracking": "cron"},
      "tracking must be one of decorator, manual, custom_ping"),
     ({"action": "remember"}, "non-empty 'note'"),
-    ({"action": "dance"}, "one of: train, status, remember, recall"),
-    ({"prompt": "hi"}, "one of: train, status, remember, recall"),
+    ({"action": "dance"}, "one of: train, status, watch, remember, recall"),
+    ({"prompt": "hi"}, "one of: train, status, watch, remember, recall"),
 ])
 def test_bad_input_gets_400_with_the_reason(agent: ServerProcess, payload: dict[str, Any], reason: str) -> None:
     jobs_before = len(ok(agent, {"action": "status"})["jobs"])
