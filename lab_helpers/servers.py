@@ -133,7 +133,7 @@ class ServerProcess:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, **self.settings.as_env(), **self.extra_env, "PYTHONUNBUFFERED": "1"}
-        command = [sys.executable, str(self.script), "--host", self.host, "--port", str(self.port), *self.args]
+        command = self.command()
         with open(self.log_path, "ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(command[1:])}\n".encode())
             log.flush()
@@ -154,6 +154,10 @@ class ServerProcess:
             self.kill()
             raise
         return self
+
+    def command(self) -> list[str]:
+        """The command line that starts the server (a subclass may run something other than a Python script)."""
+        return [sys.executable, str(self.script), "--host", self.host, "--port", str(self.port), *self.args]
 
     def _answers(self) -> bool:
         """Is the server up: ``GET ready_path`` answers below 500, or (no ready path) its port accepts connections."""
