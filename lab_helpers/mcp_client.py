@@ -15,6 +15,7 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 from contextlib import asynccontextmanager
 
 import anyio
@@ -128,3 +129,15 @@ def _single_error(group: BaseExceptionGroup) -> BaseException | None:
         elif not isinstance(error, (asyncio.CancelledError, GeneratorExit)):
             leaves.append(error)
     return leaves[0] if len(leaves) == 1 else None
+
+
+async def task_by_id(client: Any, task_id: str) -> Any:
+    """``tasks/get`` for any task id, from any connection: a fastmcp ``Client`` after a restart, say.
+
+    fastmcp offers ``status()`` only on the ``ToolTask`` handle that started the task; a client that
+    kept just the id (notebook 05's restart test) sends the request itself. Raises ``McpError`` for
+    an id the server does not know.
+    """
+    from fastmcp_tasks.client import _send_get  # the SEP-2663 wire call, not exported by fastmcp-tasks 4.1.1
+
+    return await _send_get(client.session, task_id)

@@ -514,6 +514,9 @@ def _answer_tool_result(tool_result: dict[str, Any], messages: Messages) -> str:
         return f"The task server answered {wanted} with an error: {reason}"
     if not isinstance(payload, dict):
         return f"{wanted} answered: {payload}"
+    if wanted == TRAIN and "val_accuracy" in payload:  # a task-capable server ran it to the end (notebook 05)
+        return (f"Trained '{payload.get('model_name')}' for {payload.get('epochs')} epochs: {_scores(payload)}. "
+                f"The model is saved at {payload.get('artifact_path')}.")
     if wanted == TRAIN:
         answer = (f"Started training '{payload.get('model_name')}' for {payload.get('epochs')} epochs as task "
                   f"{payload.get('task_id')}. It runs in the background; when it ends, its result will be recorded "

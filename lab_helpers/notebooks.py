@@ -44,9 +44,13 @@ def notebook_paths() -> list[Path]:
 
 
 def run_notebook(
-    path: Path, *, time_scale: float, output_dir: Path = EXECUTED_DIR, cell_timeout: float = 600
+    path: Path, *, time_scale: float, output_dir: Path = EXECUTED_DIR, cell_timeout: float = 600,
+    parameters: dict[str, object] | None = None,
 ) -> NotebookRun:
-    """Execute ``path`` into ``output_dir`` with papermill; never raises for a failing cell."""
+    """Execute ``path`` into ``output_dir`` with papermill; never raises for a failing cell.
+
+    ``parameters`` go to the notebook's ``parameters`` cell besides ``time_scale`` (notebook 05's ``backend``).
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -60,7 +64,7 @@ def run_notebook(
         papermill.execute_notebook(
             str(path),
             str(output_path),
-            parameters={"time_scale": time_scale},
+            parameters={"time_scale": time_scale, **(parameters or {})},
             cwd=str(path.parent),
             progress_bar=False,
             execution_timeout=cell_timeout,

@@ -165,15 +165,20 @@ def serve(
         host=args.host,
     )
     if on_shutdown is not None:
-        app.router.lifespan_context = _with_shutdown(app.router.lifespan_context, on_shutdown)
+        with_shutdown(app, on_shutdown)
     logging.getLogger(__name__).warning(
         "%s serving on http://%s:%d/mcp%s", server.name, args.host, args.port, " (resumable)" if event_store else ""
     )
     run_app(app, args.host, args.port)
 
 
-def _with_shutdown(lifespan: Any, on_shutdown: Callable[[], Awaitable[None]]) -> Any:
-    """``lifespan`` with ``on_shutdown`` awaited first when the app stops."""
+def with_shutdown(app: Any, on_shutdown: Callable[[], Awaitable[None]]) -> Any:
+    """``app`` (a Starlette app) with ``on_shutdown`` awaited first when it stops, before its own lifespan ends.
+
+    That is while the event loop and the app's background work still run: the place to end running work
+    cleanly (code after ``uvicorn.run`` never runs on SIGTERM, which uvicorn re-raises once it has stopped).
+    """
+    lifespan = app.router.lifespan_context
 
     @asynccontextmanager
     async def wrapped(app: Any) -> AsyncIterator[Any]:
@@ -183,7 +188,8 @@ def _with_shutdown(lifespan: Any, on_shutdown: Callable[[], Awaitable[None]]) ->
             finally:
                 await on_shutdown()
 
-    return wrapped
+    app.router.lifespan_context = wrapped
+    return app
 
 
 def run_app(app: Any, host: str, port: int) -> None:

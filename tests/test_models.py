@@ -315,3 +315,17 @@ def test_load_model_url_builds_an_openai_compatible_provider(monkeypatch: pytest
 
     monkeypatch.setenv("LAB_MODEL_ID", "qwen2.5:7b")
     assert load_model(config.load(env={"LAB_MODEL": url})).get_config()["model_id"] == "qwen2.5:7b"
+
+
+def test_a_training_run_to_the_end_is_answered_with_its_scores() -> None:
+    """A task-capable server (notebook 05) hands back the finished result instead of a task id."""
+
+    @tool
+    def model_training(model_name: str, epochs: int = 10, learning_rate: float = 0.3) -> dict[str, Any]:
+        """Train a small classifier (the client waits for the task)."""
+        return {"model_name": model_name, "epochs": epochs, **RESULT}
+
+    agent = Agent(model=OfflineModel(), tools=[model_training], callback_handler=None)
+    answer = ask(agent, "Train a model called native-net for 8 epochs")
+    assert f"Trained 'native-net' for 8 epochs: val accuracy {RESULT['val_accuracy']:.3f}" in answer
+    assert "as task" not in answer

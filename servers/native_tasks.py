@@ -1,0 +1,205 @@
+"""Notebook 05's MCP server: the training run as a protocol-native MCP task.
+
+Notebook 02 built tasks by hand (a ``model_training`` tool that returns an id, and
+tools to ask about it). The MCP 2026-07-28 revision makes that part of the
+protocol, as the extension ``io.modelcontextprotocol/tasks`` (SEP-2663): the
+client asks for a task on ``tools/call`` itself, gets a task id back at once and
+polls ``tasks/get`` (status, status message, and finally the result inlined),
+``tasks/cancel`` stops it. fastmcp's ``TasksExtension`` implements the server
+half on a Docket queue, so here the tool body is only the training.
+
+Where tasks live is the ``--backend``: ``memory://`` (this process only: a
+restart forgets every task) or ``redis://host:port/db``, where a finished task's
+status and result outlive the process, and a run the process was killed in the
+middle of is started again from epoch 1 by the restarted server (Docket redelivers
+it once its worker's lease has lapsed, ``REDELIVERY_SECONDS``). A graceful stop
+(SIGTERM) ends running tasks instead: ``failed`` at their next epoch, saying why. Run:
+``python servers/native_tasks.py --port 8000 --backend redis://127.0.0.1:6379/0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from fastmcp import Context, FastMCP
+from fastmcp.dependencies import CurrentContext
+from fastmcp.exceptions import ToolError
+from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
+from fastmcp.utilities.tasks import TaskConfig
+from fastmcp_tasks import TasksExtension
+from fastmcp_tasks.context import get_task_context
+from mcp.shared.exceptions import MCPError
+from mcp_types import INTERNAL_ERROR
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from lab_helpers import config
+from lab_helpers.serving import run_app, with_shutdown
+from lab_helpers.training import (DEFAULT_LEARNING_RATE, EpochScores, TrainingError, train_with_settings,
+                                  validate_request)
+
+#: ``model_training``'s default number of epochs (also where the request is checked before a task exists).
+DEFAULT_EPOCHS = 10
+#: How often clients should poll ``tasks/get``, in lesson seconds (scaled by the time scale).
+POLL_SECONDS = 0.5
+#: ...but never faster than this (real seconds): a poll is a whole HTTP round trip.
+MIN_POLL_SECONDS = 0.05
+#: How long a running task's lease lasts unrenewed before a worker takes it over and runs it again (lesson
+#: seconds, scaled; at least REDELIVERY_FLOOR real s). A live worker renews it 4 times per period, so only a
+#: dead one loses it. Docket's default, 5 minutes, would leave a crashed run "working" that long.
+REDELIVERY_SECONDS = 10.0
+REDELIVERY_FLOOR = 1.0
+
+log = logging.getLogger("native_tasks")
+
+
+def backend_kind(url: str) -> str:
+    """``"redis"`` or ``"memory"``: what a notebook prints to say whether tasks survive a restart."""
+    return "redis" if url.startswith(("redis://", "rediss://")) else "memory"
+
+
+class ServerStopping(Exception):
+    """The server is shutting down: raised in a run at its next epoch, so the shutdown need not wait for it."""
+
+
+def _failure(message: str) -> Exception:
+    """The error that ends a run that cannot go on.
+
+    fastmcp_tasks reports a task whose tool raised a *tool* error as ``completed``
+    with an error result, and only a protocol error (``MCPError``) as ``failed``.
+    A diverged or interrupted run is a failed task, so inside a task this is an
+    ``MCPError`` (its message becomes the task's error and status message); a
+    plain (non-task) call keeps the usual tool error.
+    """
+    if get_task_context() is not None:
+        return MCPError(code=INTERNAL_ERROR, message=message)
+    return ToolError(message)
+
+
+class RejectBadTrainingRequests(Middleware):
+    """Check ``model_training``'s arguments before a task exists.
+
+    The tasks extension turns the call into a task *after* the middleware chain
+    and *before* the tool body runs, so a check in the body would only fail a task
+    the client already holds an id for. Here a bad request is an ordinary tool
+    error with :func:`validate_request`'s message, and no task is created.
+    """
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+
+    async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
+        if context.message.name == "model_training":
+            arguments = context.message.arguments or {}
+            try:
+                validate_request(arguments.get("model_name"), arguments.get("epochs", DEFAULT_EPOCHS),
+                                 max_epochs=self.settings.max_epochs,
+                                 learning_rate=arguments.get("learning_rate", DEFAULT_LEARNING_RATE))
+            except ValueError as error:
+                raise ToolError(str(error)) from error
+        return await call_next(context)
+
+
+def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.Event) -> FastMCP:
+    """The MCP server, its training runs tasks on ``backend_url``'s Docket queue; ``stopping`` ends them early."""
+    mcp = FastMCP(
+        "native-tasks",
+        instructions="Trains small classifiers as MCP tasks (io.modelcontextprotocol/tasks): poll tasks/get by id.",
+        middleware=[RejectBadTrainingRequests(settings)],
+    )
+    redelivery = max(REDELIVERY_FLOOR, settings.scaled(REDELIVERY_SECONDS))
+    mcp.add_extension(TasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery)))
+    poll_interval = timedelta(seconds=max(MIN_POLL_SECONDS, settings.scaled(POLL_SECONDS)))
+
+    @mcp.custom_route("/health", methods=["GET"])
+    async def health(_: Request) -> JSONResponse:
+        """What ``ServerProcess`` waits for before it hands the server to a notebook."""
+        return JSONResponse({"status": "ok", "server": mcp.name, "backend": backend_kind(backend_url)})
+
+    @mcp.tool
+    async def server_info() -> dict[str, Any]:
+        """Who answers: process id (a restart shows a new one), task backend and time scale."""
+        return {"server": mcp.name, "pid": os.getpid(), "backend": backend_kind(backend_url),
+                "backend_url": backend_url, "time_scale": settings.time_scale}
+
+    @mcp.tool(task=TaskConfig(mode="optional", poll_interval=poll_interval))
+    async def model_training(
+        model_name: str, epochs: int = DEFAULT_EPOCHS, learning_rate: float = DEFAULT_LEARNING_RATE,
+        ctx: Context = CurrentContext(),
+    ) -> dict[str, Any]:
+        """Train a small classifier and return its final scores and artifact path.
+
+        Call it as a task to get a task id at once: tasks/get then reports the run's
+        latest epoch as statusMessage, e.g. "epoch 9/100: train acc 0.934 loss 0.174 |
+        val acc 0.925 loss 0.204" (none before the first epoch, nor once the task has
+        ended), and inlines the result once it is completed. A client that does not
+        use tasks gets the same lines as progress notifications.
+        """
+        last_epoch = 0
+
+        async def on_epoch(scores: EpochScores) -> None:
+            nonlocal last_epoch
+            last_epoch = scores.epoch
+            if stopping.is_set():
+                raise ServerStopping(f"training {model_name!r} stopped at epoch {scores.epoch}/{epochs}: "
+                                     "the server shut down; start it again")
+            await ctx.report_progress(scores.epoch, scores.epochs, scores.summary())
+
+        log.info("training %s started: %d epochs, learning rate %g", model_name, epochs, learning_rate)
+        try:
+            result = await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate,
+                                               on_epoch=on_epoch)
+        except (TrainingError, ServerStopping) as error:
+            log.info("training %s failed: %s", model_name, error)
+            raise _failure(str(error)) from error
+        except asyncio.CancelledError:
+            # tasks/cancel lands in the epoch's awaited pause: the run ends there and saves no artifact.
+            log.info("training %s cancelled after epoch %d/%d", model_name, last_epoch, epochs)
+            raise
+        log.info("training %s finished: %s", model_name, result.artifact_path)
+        return {key: value for key, value in result.to_dict().items() if key != "history"}
+
+    return mcp
+
+
+def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """``--host``/``--port`` as every server here (see ``lab_helpers.serving.parse_args``), plus ``--backend``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    host = os.environ.get("LAB_HOST", "").strip() or "127.0.0.1"
+    backend = os.environ.get("LAB_TASKS_BACKEND", "").strip() or "memory://"
+    parser.add_argument("--host", default=host, help=f"address to bind (default: LAB_HOST, else 127.0.0.1; now {host})")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
+    parser.add_argument("--backend", default=backend, help="where tasks live: memory:// or redis://host:port/db "
+                        f"(default: LAB_TASKS_BACKEND, else memory://; now {backend})")
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    if not args.backend.startswith(("memory://", "redis://", "rediss://")):
+        parser.error(f"--backend must be memory:// or redis://host:port/db, got {args.backend!r}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_command_line(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    log.setLevel(logging.INFO)  # a line per run started and ended: the log shows a redelivered run starting again
+    stopping = asyncio.Event()
+    mcp = build_server(config.load(), args.backend, stopping)
+    log.info("%s serving on http://%s:%d/mcp, tasks in %s", mcp.name, args.host, args.port, args.backend)
+    # On shutdown Docket's worker waits for every running task to finish: a long training would hold the
+    # process past ServerProcess.stop's grace period. Setting `stopping` first ends each run at its next epoch.
+
+    async def stop_runs() -> None:
+        stopping.set()
+
+    run_app(with_shutdown(mcp.http_app(path="/mcp"), stop_runs), args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
