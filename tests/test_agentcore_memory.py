@@ -446,3 +446,12 @@ def test_a_strands_agent_turn_is_restored_by_a_new_agent(memory):
                      callback_handler=None)
     assert [m["content"][0]["text"] for m in restored.messages] == [
         "first question", "echo: first question", "second question", "echo: second question"]
+
+
+def test_a_body_that_is_not_a_json_object_is_a_validation_error(emulator: ServerProcess, memory) -> None:
+    url = f"{emulator.base_url}/memories/{memory['id']}/events"
+    for body, message in ((b"{not json", "Request body is not valid JSON"),
+                          (b"[1, 2]", "Request body must be a JSON object")):
+        answer = httpx.post(url, content=body)
+        assert answer.status_code == 400 and answer.headers["x-amzn-ErrorType"] == "ValidationException"
+        assert answer.json() == {"message": message, "reason": "CannotParse"}

@@ -521,16 +521,8 @@ def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
         raw_path = raw.decode("latin-1").split("?", 1)[0]
         found_runtime = match(request.method, raw_path, _RUNTIME_COMPILED)
-        if isinstance(found_runtime, tuple):
-            runtime_handler, params = found_runtime
-            try:
-                return await runtime_handler(runtime, request, params)
-            except StoreError as exc:
-                return error(exc.code, exc.status, exc.message, exc.reason)
-            except Exception:  # noqa: BLE001 - answer as AWS would, keep the traceback in the log
-                log.exception("internal error in %s %s", request.method, raw_path)
-                return error("InternalServerException", 500, "Internal error in the local emulator (see its log)")
-        found = match(request.method, raw_path)
+        is_runtime = isinstance(found_runtime, tuple)
+        found = found_runtime if is_runtime else match(request.method, raw_path)
         if found is None and found_runtime == "method":
             found = "method"
         if found is None:
@@ -539,22 +531,15 @@ def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
             return error("UnknownOperationException", 405, f"Method {request.method} not allowed on {raw_path}")
         handler, params = found  # type: ignore[misc]
         try:
-            data = await request.body()
-            if data.strip():
-                try:
-                    body = json.loads(data)
-                except (ValueError, UnicodeDecodeError):
-                    return error("ValidationException", 400, "Request body is not valid JSON", "CannotParse")
-                if not isinstance(body, dict):
-                    return error("ValidationException", 400, "Request body must be a JSON object", "CannotParse")
-            else:
-                body = {}
-            return handler(store, Call(request, params, body))
+            if is_runtime:  # Runtime handlers read the request themselves (an invocation's body is raw)
+                return await handler(runtime, request, params)
+            return handler(store, Call(request, params, await _json_body(request)))
         except StoreError as exc:
             return error(exc.code, exc.status, exc.message, exc.reason)
         except Exception:  # noqa: BLE001 - answer as AWS would, keep the traceback in the log
             log.exception("internal error in %s %s", request.method, raw_path)
-            return error("ServiceException", 500, "Internal error in the local emulator (see its log)")
+            internal = "InternalServerException" if is_runtime else "ServiceException"
+            return error(internal, 500, "Internal error in the local emulator (see its log)")
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
