@@ -1,27 +1,49 @@
 """Benchmark: does a status check stay cheap with a thousand live background tasks?
 
-Runs servers/async_tasks.py paced at time scale 1 (one epoch per second) on
-127.0.0.1, starts N long trainings (600 epochs, so none ends during the run) and
-prints:
+The same load, one server after the other, each on 127.0.0.1 at time scale 1 (one
+epoch per second), with N long trainings (600 epochs, so none ends during the run):
 
-* the start rate (tasks/s) of ``model_training`` calls issued one after the
-  other on one ClientSession and of calls issued by C concurrent clients (own
-  sessions), in alternating chunks so both see the same number of live tasks;
-  every call must return a task id and ``list_tasks`` must then count N running;
-* ``check_task_status`` latency (p50/p99) for every task id, round after round,
+* ``async_tasks``: notebook 02's servers/async_tasks.py, tasks by hand: the
+  ``model_training`` tool answers with a task id, ``check_task_status`` is the
+  status check. Every task trains at once (an asyncio task each).
+* ``native_memory`` / ``native_redis``: notebook 05's servers/native_tasks.py,
+  the same training as a protocol-native MCP task (SEP-2663): submitted with a
+  task-augmented ``tools/call`` (``fastmcp_tasks.call_tool_task``), checked with
+  ``tasks/get`` (``lab_helpers.mcp_client.task_by_id``), on the in-memory Docket
+  backend or on Redis (a ``redis-server`` of its own; skipped with a note when
+  it is not installed). These tasks run on a Docket worker with a concurrency
+  limit (fastmcp_tasks' default: 10), so of N submitted tasks only that many
+  train at once and the rest wait in the queue, all reported ``working``. The
+  run counts which ones really train (a ``working`` task whose status message
+  names an epoch, and the server log's "started" lines) instead of assuming N.
+
+For each server it measures, then prints in one table, a column per server:
+
+* the start rate (tasks/s) of calls issued one after the other on one session
+  and of calls issued by C concurrent clients (own sessions), in alternating
+  chunks so both see the same number of live tasks; every call must return a
+  task id, and every task must then be live (``running`` / ``working``);
+* the status check's latency (p50/p99) for every task id, round after round,
   next to ``server_info`` (the cheapest tool: the floor) called alternately in
-  the same loop, so both see the same background load (N trainings, ~0.6 ms of
-  CPU per task per second), and their ratio against the issue's target: status
-  checks within 1.5x of the floor at 1000 live tasks;
-* ``list_tasks`` latency at N tasks (it returns every task, so it grows with N);
+  the same loop, so both see the same background load, and their ratio against
+  the issue's target: status checks within 1.5x of the floor at 1000 live tasks;
+* ``list_tasks`` latency at N tasks (async_tasks only: SEP-2663 has no tasks/list);
 * the server's memory (RSS) before and after starting the tasks (per task), and
   its growth while polling (per call: memory a call leaves behind, for a while);
-* the server's (and this client's) CPU use while polling: the load both latency
-  figures were measured under. The server is one Python process, so near 100 %
-  of one core its event loop is saturated and the p99s show it.
+  for Redis also redis-server's RSS, where the native tasks' state lives;
+* the server's (and Redis', and this client's) CPU use while polling: the load
+  the latency figures were measured under. Each server is one Python process, so
+  near 100 % of one core its event loop is saturated and the p99s show it.
 
-Figures only; "target missed" does not fail the run.
-Usage: python bench/task_load.py [--tasks N] [--rounds R] [--concurrency C]
+By default async_tasks gets 1000 tasks and the native servers 500 each, and
+every server gets one status round (1000 status checks and 1000 floor calls), so
+that the default run of all three stays near 3 minutes on 2 cores: async_tasks
+alone, its event loop saturated by 1000 trainings, takes about half of that.
+``--tasks N`` gives every server N; ``--rounds R`` polls more. A native task's
+status check is a few key look-ups whatever N is. Figures only; "target missed"
+does not fail the run, an error does (exit 1).
+Usage: python bench/task_load.py [--servers async_tasks,native_memory,native_redis]
+                                 [--tasks N] [--rounds R] [--concurrency C]
 """
 
 from __future__ import annotations
@@ -29,28 +51,42 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import re
 import statistics
+import sys
 import time
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
 
 import psutil
+from fastmcp import Client
+from fastmcp_tasks import ToolTask, call_tool_task
+from fastmcp_tasks.settings import DocketSettings
 from mcp import ClientSession
 
 from lab_helpers import config
-from lab_helpers.mcp_client import open_session
-from lab_helpers.servers import ServerProcess
+from lab_helpers.mcp_client import open_session, task_by_id
+from lab_helpers.redis_server import redis_available, start_redis
+from lab_helpers.servers import ServerProcess, stop_all
 
 #: Epochs per task: at one epoch per second, no task finishes during the run.
 EPOCHS = 600
 #: Polling rounds are added until each latency figure has at least this many samples.
-MIN_SAMPLES = 2000
+MIN_SAMPLES = 1000
 #: The issue's target: status p50 and p99 within this multiple of the no-op floor.
 TARGET_RATIO = 1.5
+#: Live tasks per server unless --tasks says otherwise.
+DEFAULT_TASKS = {"async_tasks": 1000, "native_memory": 500, "native_redis": 500}
+#: Pause between starting the tasks and polling them: more than one epoch (one second at time scale 1).
+SETTLE_SECONDS = 1.5
+#: Longest wait for any one request to the native servers (fastmcp Client timeout), seconds.
+CALL_TIMEOUT = 60.0
 MB = 1024 * 1024
+SERVERS = tuple(DEFAULT_TASKS)
+TITLES = {"async_tasks": "async_tasks.py", "native_memory": "native, memory://", "native_redis": "native, redis://"}
 
 
 def _p50_p99(samples: list[float]) -> tuple[float, float]:
@@ -58,35 +94,8 @@ def _p50_p99(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def _percentiles(samples: list[float]) -> str:
-    p50, p99 = _p50_p99(samples)
-    return f"p50 {p50 * 1000:6.2f} ms   p99 {p99 * 1000:6.2f} ms   ({len(samples)} calls)"
-
-
-async def _call(session: ClientSession, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    """A tool call's structured result; a tool error raises with its text."""
-    result = await session.call_tool(tool, arguments)
-    if result.is_error or result.structured_content is None:
-        text = " ".join(getattr(part, "text", "") for part in result.content)
-        raise RuntimeError(f"{tool}({arguments}) failed: {text or 'no structured result'}")
-    return result.structured_content
-
-
-async def _timed(session: ClientSession, tool: str, arguments: dict[str, Any]) -> tuple[float, dict[str, Any]]:
-    started = time.perf_counter()
-    answer = await _call(session, tool, arguments)
-    return time.perf_counter() - started, answer
-
-
-async def _start_each(
-    start: Callable[[ClientSession, int], Awaitable[float]], session: ClientSession, indices: range
-) -> None:
-    for index in indices:
-        await start(session, index)
-
-
-def _line(label: str, figures: str) -> None:
-    print(f"{label:<48}{figures}")
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -98,29 +107,202 @@ def _rss_mb(process: psutil.Process) -> float:
     return process.memory_info().rss / MB
 
 
-async def run(url: str, server: psutil.Process, tasks: int, rounds: int, concurrency: int) -> None:
-    ids: list[str] = []
+async def _call(session: ClientSession, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A tool call's structured result; a tool error raises with its text."""
+    result = await session.call_tool(tool, arguments)
+    if result.is_error or result.structured_content is None:
+        text = " ".join(getattr(part, "text", "") for part in result.content)
+        raise RuntimeError(f"{tool}({arguments}) failed: {text or 'no structured result'}")
+    return result.structured_content
 
-    async def start(session: ClientSession, index: int) -> float:
-        elapsed, task = await _timed(session, "model_training", {"model_name": f"bench-{index}", "epochs": EPOCHS})
+
+async def _timed(call: Awaitable[Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    answer = await call
+    return time.perf_counter() - started, answer
+
+
+# -- the servers: how to reach each one and ask it the benchmark's questions --------------------
+
+
+class Target:
+    """One server under load. ``conn`` is whatever :meth:`connect` yields (a session or a client)."""
+
+    key: str
+    status_call: str  # what one status check is on the wire
+
+    def __init__(self, server: ServerProcess, backend: ServerProcess | None = None) -> None:
+        self.server = server
+        self.backend = backend  # the process that holds the task state, when it is not the server (Redis)
+
+    def connect(self) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    async def no_op(self, conn: Any) -> None:
+        raise NotImplementedError
+
+    async def start(self, conn: Any, index: int) -> str:
+        """Start training ``bench-<index>``; its task id."""
+        raise NotImplementedError
+
+    async def status(self, conn: Any, task_id: str) -> bool:
+        """Check a task; raise unless it is live. True when it is training now, False when it waits in a queue."""
+        raise NotImplementedError
+
+    async def cancel(self, conn: Any, task_id: str) -> None:
+        raise NotImplementedError
+
+    def cancel_order(self, ids: list[str]) -> list[str]:
+        return ids
+
+    async def after_start(self, conn: Any, ids: list[str], figures: dict[str, str]) -> None:
+        """Checks (and figures) once every task is started."""
+
+    async def after_cancel(self, conn: Any, ids: list[str]) -> None:
+        """Check that every task ended cancelled."""
+        raise NotImplementedError
+
+    def log_counts(self) -> dict[str, int] | None:
+        """Trainings started and ended according to the server's log, if it says."""
+        return None
+
+
+class AsyncTasksTarget(Target):
+    """servers/async_tasks.py: task ids by hand, on an mcp ``ClientSession`` (the 2025-11-25 handshake)."""
+
+    key = "async_tasks"
+    status_call = "check_task_status"
+
+    def connect(self) -> AbstractAsyncContextManager[ClientSession]:
+        return open_session(self.server.url)
+
+    async def no_op(self, conn: ClientSession) -> None:
+        await _call(conn, "server_info", {})
+
+    async def start(self, conn: ClientSession, index: int) -> str:
+        task = await _call(conn, "model_training", {"model_name": f"bench-{index}", "epochs": EPOCHS})
         if not isinstance(task.get("task_id"), str):
             raise RuntimeError(f"model_training returned no task id: {task}")
-        ids.append(task["task_id"])
+        return task["task_id"]
+
+    async def status(self, conn: ClientSession, task_id: str) -> bool:
+        task = await _call(conn, "check_task_status", {"task_id": task_id})
+        if task["task_id"] != task_id or task["status"] != "running":
+            raise RuntimeError(f"task {task_id} is not running: {task}")
+        return True
+
+    async def cancel(self, conn: ClientSession, task_id: str) -> None:
+        await _call(conn, "cancel_task", {"task_id": task_id})
+
+    async def after_start(self, conn: ClientSession, ids: list[str], figures: dict[str, str]) -> None:
+        listing: list[float] = []
+        for _ in range(5):  # list_tasks returns every task, so it grows with N
+            elapsed, answer = await _timed(_call(conn, "list_tasks", {}))
+            listing.append(elapsed)
+        counts = answer["counts"]
+        if counts["running"] != len(ids) or {task["task_id"] for task in answer["tasks"]} != set(ids):
+            raise RuntimeError(f"expected {len(ids)} running tasks (ours), list_tasks counts {counts}")
+        figures["list_tasks p50 / max (5 calls)"] = f"{_ms(statistics.median(listing))} / {max(listing) * 1000:.0f}"
+
+    async def after_cancel(self, conn: ClientSession, ids: list[str]) -> None:
+        counts = (await _call(conn, "list_tasks", {}))["counts"]
+        if counts["cancelled"] != len(ids):
+            raise RuntimeError(f"expected {len(ids)} cancelled tasks, list_tasks counts {counts}")
+
+
+class NativeTarget(Target):
+    """servers/native_tasks.py: SEP-2663 tasks on a fastmcp ``Client`` (the modern protocol, tasks extension)."""
+
+    status_call = "tasks/get"
+    _started = re.compile(r"training bench-\d+ started")
+    _ended = re.compile(r"training bench-\d+ (?:cancelled|failed|finished)")
+
+    def __init__(self, key: str, server: ServerProcess, backend: ServerProcess | None = None) -> None:
+        super().__init__(server, backend)
+        self.key = key
+        self.created: dict[str, Any] = {}  # task id -> its CreateTaskResult, to rebuild a handle on any client
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncIterator[Client]:
+        async with Client(self.server.url, timeout=CALL_TIMEOUT) as client:
+            yield client
+
+    async def no_op(self, conn: Client) -> None:
+        # The session's own tools/call, as for async_tasks (not Client.call_tool, which does more client-side work).
+        result = await conn.session.call_tool("server_info", {})
+        if result.is_error or not result.structured_content:
+            raise RuntimeError(f"server_info failed: {result}")
+
+    async def start(self, conn: Client, index: int) -> str:
+        task = await call_tool_task(conn, "model_training", {"model_name": f"bench-{index}", "epochs": EPOCHS})
+        self.created[task.task_id] = task.create_result
+        return task.task_id
+
+    async def status(self, conn: Client, task_id: str) -> bool:
+        task = await task_by_id(conn, task_id)  # one tasks/get, as the client that started it would send
+        if task.task_id != task_id or task.status != "working":
+            raise RuntimeError(f"task {task_id} is not working: {task.status} {task.status_message or ''}")
+        # Queued and running are both "working" on the wire; only a running training has an epoch to report.
+        return (task.status_message or "").startswith("epoch ")
+
+    async def cancel(self, conn: Client, task_id: str) -> None:
+        # The handle that started the task belongs to a client that is closed by now: the same task on this one.
+        await ToolTask(conn, "model_training", self.created[task_id]).cancel()
+
+    def cancel_order(self, ids: list[str]) -> list[str]:
+        # Newest first, so the queued tasks go before the running ones: cancelling a running task first
+        # frees a worker slot that the next queued task takes (and starts training) before its own cancel.
+        return ids[::-1]
+
+    async def after_cancel(self, conn: Client, ids: list[str]) -> None:
+        statuses: dict[str, int] = {}
+        for task_id in ids:
+            status = (await task_by_id(conn, task_id)).status
+            statuses[status] = statuses.get(status, 0) + 1
+        if statuses.get("cancelled") != len(ids):
+            raise RuntimeError(f"expected {len(ids)} cancelled tasks, tasks/get says {statuses}")
+
+    def log_counts(self) -> dict[str, int]:
+        log = self.server.log_text()
+        return {"started": len(self._started.findall(log)), "ended": len(self._ended.findall(log))}
+
+
+# -- the load ----------------------------------------------------------------------------------
+
+
+async def _start_each(start: Callable[[Any, int], Awaitable[float]], conn: Any, indices: range) -> None:
+    for index in indices:
+        await start(conn, index)
+
+
+async def run(target: Target, tasks: int, rounds: int, concurrency: int) -> dict[str, str]:
+    """Put the load on one server; its figures, row label -> cell."""
+    server = psutil.Process(target.server.pid)
+    backend = psutil.Process(target.backend.pid) if target.backend else None
+    figures: dict[str, str] = {}
+    ids: list[str] = []
+    say = lambda text: print(f"  [{target.key}] {text}", flush=True)  # noqa: E731
+
+    async def start(conn: Any, index: int) -> float:
+        elapsed, task_id = await _timed(target.start(conn, index))
+        ids.append(task_id)
         return elapsed
 
-    async with open_session(url) as session:
-        for tool in ("server_info", "list_tasks"):  # warm-up: schemas cached, connection open
-            await _call(session, tool, {})
-        idle = [(await _timed(session, "server_info", {}))[0] for _ in range(300)]
+    async with target.connect() as conn:
+        for _ in range(3):  # warm-up: schemas cached, connection open
+            await target.no_op(conn)
+        idle = [(await _timed(target.no_op(conn)))[0] for _ in range(300)]
         rss_before = _rss_mb(server)
-        _line("server_info, idle server (0 tasks)", _percentiles(idle))
+        backend_before = _rss_mb(backend) if backend else 0.0
+        figures["server_info p50, idle (0 tasks)"] = _ms(statistics.median(idle))
 
-        # -- start rate: sequential on this session and from C concurrent clients, in alternating
+        # -- start rate: sequential on this connection and from C concurrent clients, in alternating
         # chunks, so both ways of starting see the same growing number of live tasks --
+        began_all = time.perf_counter()
         async with AsyncExitStack() as stack:
-            others = [await stack.enter_async_context(open_session(url)) for _ in range(concurrency)]
+            others = [await stack.enter_async_context(target.connect()) for _ in range(concurrency)]
             for other in others:
-                await _call(other, "server_info", {})  # warm-up outside the timed part
+                await target.no_op(other)  # warm-up outside the timed part
             chunk = max(concurrency, math.ceil(tasks / 20))
             spent = {"sequential": 0.0, "concurrent": 0.0}
             started = {"sequential": 0, "concurrent": 0}
@@ -130,115 +312,214 @@ async def run(url: str, server: psutil.Process, tasks: int, rounds: int, concurr
                 mode = "sequential" if number % 2 == 0 else "concurrent"
                 began = time.perf_counter()
                 if mode == "sequential":
-                    sequential_latency += [await start(session, index) for index in indices]
+                    sequential_latency += [await start(conn, index) for index in indices]
                 else:
                     await asyncio.gather(*(
                         _start_each(start, other, indices[client::concurrency]) for client, other in enumerate(others)
                     ))
                 spent[mode] += time.perf_counter() - began
                 started[mode] += len(indices)
-        labels = {"sequential": "sequential, 1 session", "concurrent": f"{concurrency} concurrent clients"}
+        say(f"{tasks} tasks started in {time.perf_counter() - began_all:.1f} s")
+        labels = {"sequential": "start rate, 1 session", "concurrent": f"start rate, {concurrency} concurrent clients"}
         for mode, label in labels.items():
-            if started[mode]:
-                _line(f"start rate, {label}", f"{started[mode] / spent[mode]:8.0f} tasks/s   "
-                      f"({started[mode]} tasks in {spent[mode]:.2f} s)")
-            else:
-                _line(f"start rate, {label}", f"skipped (--tasks {tasks} fills one sequential chunk)")
-        _line("model_training call, sequential", _percentiles(sequential_latency))
+            figures[label] = f"{started[mode] / spent[mode]:.0f} tasks/s" if started[mode] else "skipped (1 chunk)"
+        p50, p99 = _p50_p99(sequential_latency)
+        figures["start call p50 / p99 (sequential)"] = f"{_ms(p50)} / {p99 * 1000:.0f}"
         if len(set(ids)) != tasks:
             raise RuntimeError(f"expected {tasks} distinct task ids, got {len(set(ids))}")
-
-        # -- every task is live; list_tasks latency grows with N --
-        listing: list[float] = []
-        for _ in range(5):
-            elapsed, answer = await _timed(session, "list_tasks", {})
-            listing.append(elapsed)
-        counts = answer["counts"]
-        if counts["running"] != tasks or {task["task_id"] for task in answer["tasks"]} != set(ids):
-            raise RuntimeError(f"expected {tasks} running tasks (ours), list_tasks counts {counts}")
+        await target.after_start(conn, ids, figures)
         rss_started = _rss_mb(server)
-        _line(f"list_tasks, {tasks} running tasks",
-              f"p50 {statistics.median(listing) * 1000:6.2f} ms   max {max(listing) * 1000:6.2f} ms   (5 calls)")
+        backend_started = _rss_mb(backend) if backend else 0.0
+        # A training reports its first epoch a second after it starts: from then on a native task that is
+        # "working" without an epoch in its status message is one that waits in the queue, not one starting.
+        await asyncio.sleep(SETTLE_SECONDS)
 
         # -- status checks against the floor, alternating in one loop under the same load --
         rounds = max(rounds, math.ceil(MIN_SAMPLES / tasks))
         status: list[float] = []
         floor: list[float] = []
+        training: list[int] = []  # per round: how many tasks were training (the rest were queued)
 
         async def check(task_id: str) -> None:
-            elapsed, task = await _timed(session, "check_task_status", {"task_id": task_id})
-            if task["task_id"] != task_id or task["status"] != "running":
-                raise RuntimeError(f"task {task_id} is not running: {task}")
+            elapsed, is_training = await _timed(target.status(conn, task_id))
             status.append(elapsed)
+            training[-1] += is_training
 
         async def no_op(_: str) -> None:
-            floor.append((await _timed(session, "server_info", {}))[0])
+            floor.append((await _timed(target.no_op(conn)))[0])
 
+        say(f"polling: {rounds} rounds of {target.status_call} + server_info over {tasks} tasks")
         server_cpu, client_cpu, began = _cpu(server), time.process_time(), time.perf_counter()
+        backend_cpu = _cpu(backend) if backend else 0.0
         for _ in range(rounds):
+            training.append(0)
             for number, task_id in enumerate(ids):
                 for call in (check, no_op) if number % 2 == 0 else (no_op, check):  # neither always goes first
                     await call(task_id)
         seconds = time.perf_counter() - began
         server_cpu, client_cpu = (_cpu(server) - server_cpu) / seconds, (time.process_time() - client_cpu) / seconds
+        backend_cpu = (_cpu(backend) - backend_cpu) / seconds if backend else 0.0
         rss_polled = _rss_mb(server)
-        _line(f"check_task_status, {tasks} live tasks, {rounds} rounds", _percentiles(status))
-        _line("server_info (floor), same loop", _percentiles(floor))
+        log = target.log_counts()
+
+        figures["live tasks (all checked live)"] = f"{tasks}"
+        low, high = min(training), max(training)
+        running = f"{low}" if low == high else f"{low}-{high}"
+        figures["of which training (rest queued)"] = f"{running} ({tasks - high} queued)" if high < tasks else running
+        if log is not None:
+            figures["  training per server log, after polling"] = f"{log['started'] - log['ended']}"
+        figures["status checks (tasks x rounds)"] = f"{tasks} x {rounds}"
+        figures["status check p50"] = _ms(_p50_p99(status)[0])
+        figures["status check p99"] = _ms(_p50_p99(status)[1])
+        figures["server_info floor p50, same loop"] = _ms(_p50_p99(floor)[0])
+        figures["server_info floor p99"] = _ms(_p50_p99(floor)[1])
         (status_p50, status_p99), (floor_p50, floor_p99) = _p50_p99(status), _p50_p99(floor)
         ratio_p50, ratio_p99 = status_p50 / floor_p50, status_p99 / floor_p99
-        verdict = "target met" if max(ratio_p50, ratio_p99) <= TARGET_RATIO else "target missed"
-        _line("status / floor", f"p50 {ratio_p50:6.2f} x    p99 {ratio_p99:6.2f} x    "
-              f"{verdict} (<= {TARGET_RATIO:g}x)")
-        _line("server CPU while polling", f"{server_cpu * 100:8.0f} % of one core   "
-              f"(client {client_cpu * 100:.0f} %, {seconds:.1f} s of polling)")
-        _line("server RSS before starting tasks", f"{rss_before:8.1f} MB")
-        _line(f"server RSS with {tasks} tasks started",
-              f"{rss_started:8.1f} MB   {(rss_started - rss_before) * 1024 / tasks:6.1f} KB per task")
-        _line("server RSS after polling", f"{rss_polled:8.1f} MB   "
-              f"{(rss_polled - rss_started) * 1024 / (len(status) + len(floor)):6.1f} KB per polling call")
+        figures["status / floor, p50"] = f"{ratio_p50:.2f} x"
+        figures["status / floor, p99"] = f"{ratio_p99:.2f} x"
+        met = max(ratio_p50, ratio_p99) <= TARGET_RATIO
+        figures[f"target: both <= {TARGET_RATIO:g}x"] = "met" if met else "missed"
+        figures["server CPU while polling"] = f"{server_cpu * 100:.0f} % of a core"
+        if backend:
+            figures["redis-server CPU while polling"] = f"{backend_cpu * 100:.0f} % of a core"
+        figures["client (this script) CPU"] = f"{client_cpu * 100:.0f} % of a core"
+        figures["polling time"] = f"{seconds:.1f} s"
+        figures["server RSS before tasks"] = f"{rss_before:.1f} MB"
+        figures["server RSS per task"] = f"{(rss_started - rss_before) * 1024 / tasks:.1f} KB"
+        if backend:
+            figures["redis-server RSS per task"] = f"{(backend_started - backend_before) * 1024 / tasks:.1f} KB"
+        calls = len(status) + len(floor)
+        figures["server RSS growth per polling call"] = f"{(rss_polled - rss_started) * 1024 / calls:.2f} KB"
+        say(f"polled in {seconds:.1f} s; cancelling")
 
         # -- clean up: cancel every task, then the server is stopped by the caller --
         began = time.perf_counter()
-        for task_id in ids:
-            await _call(session, "cancel_task", {"task_id": task_id})
+        for task_id in target.cancel_order(ids):
+            await target.cancel(conn, task_id)
         seconds = time.perf_counter() - began
-        counts = (await _call(session, "list_tasks", {}))["counts"]
-        if counts["cancelled"] != tasks:
-            raise RuntimeError(f"expected {tasks} cancelled tasks, list_tasks counts {counts}")
-        _line("cancel_task, every task", f"{tasks / seconds:8.0f} tasks/s   "
-              f"({tasks} tasks in {seconds:.2f} s)")
+        await target.after_cancel(conn, ids)
+        figures["cancel rate"] = f"{tasks / seconds:.0f} tasks/s"
+        log = target.log_counts()
+        if log is not None:
+            figures["trainings ever started (server log)"] = f"{log['started']}"
+    return figures
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+
+def print_table(columns: dict[str, dict[str, str]]) -> None:
+    rows: list[str] = []
+    for figures in columns.values():  # every row once, a row only some servers have next to its neighbours
+        previous = -1
+        for row in figures:
+            if row not in rows:
+                rows.insert(previous + 1, row)
+            previous = rows.index(row)
+    width = max(len(row) for row in rows) + 2
+    cell = max(22, *(len(value) + 2 for figures in columns.values() for value in figures.values()))
+    print()
+    print(f"{'':<{width}}" + "".join(f"{TITLES[key]:>{cell}}" for key in columns))
+    print("-" * (width + cell * len(columns)))
+    for row in rows:
+        print(f"{row:<{width}}" + "".join(f"{columns[key].get(row, '-'):>{cell}}" for key in columns))
+
+
+# -- the command line --------------------------------------------------------------------------
+
+
+def _servers(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SERVERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose from {','.join(SERVERS)}, got {text!r}")
+    return list(dict.fromkeys(names))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", type=int, default=1000, help="live tasks to start (1-5000)")
+    parser.add_argument("--servers", type=_servers, default=None,
+                        help=f"comma-separated, from {','.join(SERVERS)} (default: all; native_redis only "
+                        "when redis-server is installed)")
+    parser.add_argument("--tasks", type=int, default=None,
+                        help="live tasks to start on every server (1-5000; default: "
+                        + ", ".join(f"{key} {count}" for key, count in DEFAULT_TASKS.items()) + ")")
     parser.add_argument(
-        "--rounds", type=int, default=2,
+        "--rounds", type=int, default=1,
         help=f"status rounds over every task (1-100); more are added until there are {MIN_SAMPLES} samples",
     )
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent clients starting tasks (1-64)")
     args = parser.parse_args()
-    if not 1 <= args.tasks <= 5000:
+    if args.tasks is not None and not 1 <= args.tasks <= 5000:
         parser.error(f"--tasks must be between 1 and 5000, got {args.tasks}")
     if not 1 <= args.rounds <= 100:
         parser.error(f"--rounds must be between 1 and 100, got {args.rounds}")
     if not 1 <= args.concurrency <= 64:
         parser.error(f"--concurrency must be between 1 and 64, got {args.concurrency}")
-    with TemporaryDirectory() as scratch:
-        settings = config.load(
-            time_scale=1.0,
-            artifacts_dir=Path(scratch) / "artifacts",
-            logs_dir=Path(scratch) / "logs",
-            max_epochs=max(EPOCHS, 1000),
-        )
-        with ServerProcess("async_tasks.py", settings=settings) as server:
-            print(f"bench/task_load.py against {server.url} (time scale 1: one epoch per second, "
-                  f"{EPOCHS}-epoch tasks)")
-            asyncio.run(run(server.url, psutil.Process(server.pid), args.tasks, args.rounds, args.concurrency))
-        pid = server.pid
-    if server.is_running or (pid is not None and psutil.pid_exists(pid)):
-        raise SystemExit(f"server pid {pid} is still running after stop")
-    print(f"server stopped (pid {pid} gone)")
+    servers = args.servers or list(SERVERS)
+    if "native_redis" in servers and not redis_available():
+        print("note: native_redis skipped: redis-server is not installed (apt-get install redis-server)")
+        servers.remove("native_redis")
+    if not servers:
+        raise SystemExit("no server left to benchmark")
+    counts = {key: args.tasks or DEFAULT_TASKS[key] for key in servers}
+
+    print(f"bench/task_load.py: time scale 1 (one epoch per second), {EPOCHS}-epoch tasks, on 127.0.0.1")
+    print("tasks per server: " + ", ".join(f"{key} {count}" for key, count in counts.items())
+          + ("" if args.tasks else "  (defaults: fewer for the native servers to keep the run near 3 min; "
+             "--tasks N sets every server)"))
+    if any(key.startswith("native") for key in servers):
+        print(f"native servers: Docket worker concurrency {DocketSettings().concurrency} "
+              "(fastmcp_tasks default, FASTMCP_DOCKET_CONCURRENCY): at most that many trainings run at once, "
+              "the other tasks wait queued")
+    columns: dict[str, dict[str, str]] = {}
+    failed: list[str] = []
+    pids: list[int] = []
+    try:
+        with TemporaryDirectory() as scratch:
+            settings = config.load(
+                time_scale=1.0,
+                artifacts_dir=Path(scratch) / "artifacts",
+                logs_dir=Path(scratch) / "logs",
+                max_epochs=max(EPOCHS, 1000),
+            )
+            for key in servers:
+                began = time.perf_counter()
+                redis: ServerProcess | None = None
+                try:
+                    if key == "async_tasks":
+                        server = ServerProcess("async_tasks.py", settings=settings)
+                    else:
+                        backend_url = "memory://"
+                        if key == "native_redis":
+                            redis = start_redis(Path(scratch) / "redis", settings)
+                            pids.append(redis.pid)
+                            backend_url = redis.redis_url
+                        server = ServerProcess("native_tasks.py", "--backend", backend_url, settings=settings,
+                                               name=f"native_tasks-{key}")
+                    with server:
+                        pids.append(server.pid)
+                        print(f"{key}: {server.url} (pid {server.pid})", flush=True)
+                        target = (AsyncTasksTarget(server) if key == "async_tasks"
+                                  else NativeTarget(key, server, redis))
+                        columns[key] = asyncio.run(run(target, counts[key], args.rounds, args.concurrency))
+                except Exception as error:  # noqa: BLE001 - one server's failure is reported, the others still run
+                    failed.append(key)
+                    columns[key] = {"error": type(error).__name__}
+                    print(f"  [{key}] FAILED: {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+                finally:
+                    if redis is not None:
+                        redis.stop()
+                columns[key]["run time (start to stop)"] = f"{time.perf_counter() - began:.0f} s"
+    finally:
+        stop_all()
+    print_table(columns)
+    alive = [pid for pid in pids if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    if alive:
+        raise SystemExit(f"still running after stop: pids {alive}")
+    print(f"\nevery server stopped (pids {', '.join(map(str, pids))} gone)")
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

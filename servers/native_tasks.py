@@ -55,6 +55,10 @@ MIN_POLL_SECONDS = 0.05
 #: dead one loses it. Docket's default, 5 minutes, would leave a crashed run "working" that long.
 REDELIVERY_SECONDS = 10.0
 REDELIVERY_FLOOR = 1.0
+#: How many trainings the Docket worker runs at once (fastmcp-tasks' default, made explicit): more tasks wait
+#: queued, and the protocol reports queued and running tasks alike as "working" (a queued one has no status
+#: message yet). bench/task_load.py shows the difference from notebook 02's server, which runs every task at once.
+WORKER_CONCURRENCY = 10
 
 log = logging.getLogger("native_tasks")
 
@@ -114,7 +118,8 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
         middleware=[RejectBadTrainingRequests(settings)],
     )
     redelivery = max(REDELIVERY_FLOOR, settings.scaled(REDELIVERY_SECONDS))
-    mcp.add_extension(TasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery)))
+    mcp.add_extension(TasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery),
+                                     concurrency=WORKER_CONCURRENCY))
     poll_interval = timedelta(seconds=max(MIN_POLL_SECONDS, settings.scaled(POLL_SECONDS)))
 
     @mcp.custom_route("/health", methods=["GET"])
