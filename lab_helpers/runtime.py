@@ -63,6 +63,7 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from lab_helpers import config
+from lab_helpers.agentcore_local.runtime import LOCAL_BUCKET  # the emulator's marker for "a local directory"
 
 Protocol = Literal["HTTP", "MCP"]
 
@@ -73,7 +74,6 @@ MIN_TIMEOUT, MAX_TIMEOUT = 60, 1_209_600
 #: AWS rejects shorter runtime session ids (botocore checks it too, with a less helpful message).
 MIN_SESSION_ID = 33
 
-LOCAL_BUCKET = "agentcore-local"
 LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/agentcore-local"
 ROLE_NAME = "AgentCoreLongrunLabRuntimeRole"
 ROLE_POLICY_NAME = "AgentCoreLongrunLabRuntimePolicy"
