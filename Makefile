@@ -31,7 +31,7 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	@$(BIN)/python -m lab_helpers doctor || true
 	@mkdir -p build; if [ "$${LAB_MODE:-local}" = local ]; then \
-	  $(BIN)/python -m lab_helpers.agentcore_local serve --port $(LAB_EMULATOR_PORT) > build/agentcore-local.log 2>&1 & \
+	  $(BIN)/python -m lab_helpers.emulator serve --port $(LAB_EMULATOR_PORT) > build/agentcore-local.log 2>&1 & \
 	  emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
 	  echo "AgentCore emulator on http://127.0.0.1:$(LAB_EMULATOR_PORT) (log: build/agentcore-local.log)"; \
 	fi; \

@@ -2,7 +2,7 @@
 
 Runs three servers on 127.0.0.1, each as its own process (so none shares this client's GIL):
 
-* the local emulator (``lab_helpers/agentcore_local``), durable, on a temporary SQLite file;
+* the local emulator (``lab_helpers/emulator``), durable, on a temporary SQLite file;
 * a moto 5.2.5 server (``moto.server``, werkzeug, access log off);
 * a canned-reply server (``http.server.ThreadingHTTPServer``, HTTP/1.1 keep-alive) that answers every CreateEvent
   with one fixed event and every ListEvents with one fixed 100-event page (a ``nextToken`` until the 20th page):
@@ -39,9 +39,9 @@ import boto3
 from botocore.config import Config
 
 from lab_helpers import config
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
-EMULATOR_SCRIPT = config.REPO_ROOT / "lab_helpers" / "agentcore_local" / "__main__.py"
+from lab_helpers.agentcore import EMULATOR_SCRIPT
 REGION = "us-east-1"
 PAGE = 100
 #: Targets: sequential CreateEvent within this fraction of the floor; the full listing under this many seconds.

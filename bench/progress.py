@@ -25,7 +25,7 @@ import mcp
 
 from lab_helpers import config
 from lab_helpers.mcp_client import open_session
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
 
 def _percentiles(samples: list[float]) -> str:

@@ -1,11 +1,11 @@
 """Benchmark: AgentCore Runtime in the local emulator: session cold start, and what the emulator adds to a call.
 
-Starts a private emulator (``lab_helpers.memory.use_agentcore`` on a free port, a temporary database, time scale
-0.02) on 127.0.0.1, deploys ``servers/runtime_agent.py`` with ``lab_helpers.runtime.deploy`` (idle timeout 3600
+Starts a private emulator (``lab_helpers.agentcore.use_agentcore`` on a free port, a temporary database, time scale
+0.02) on 127.0.0.1, deploys ``servers/runtime_agent.py`` with ``lab_helpers.deploy.deploy`` (idle timeout 3600
 lesson seconds = 72 s, so no session ends during the run) and calls it with ``{"action": "status"}``, which the
 agent answers at once. It prints:
 
-* **cold start**: the time of the first ``lab_helpers.runtime.invoke`` for a new ``runtimeSessionId`` (the emulator
+* **cold start**: the time of the first ``lab_helpers.deploy.invoke`` for a new ``runtimeSessionId`` (the emulator
   starts a new process for it and waits for its ``/ping``), over N sessions, next to the second call on the same
   session (warm) and to starting the same script directly with ``ServerProcess(..., ready_path="/ping")`` (the
   floor: a Python process importing the SDK, no emulator), the two alternating. The emulator's own view (its
@@ -21,7 +21,7 @@ agent answers at once. It prints:
   - ``emulator, httpx``: the same POST to the emulator's InvokeAgentRuntime path, unsigned (the emulator does not
     check signatures): the emulator's proxy hop alone;
   - ``emulator, boto3``: ``invoke_agent_runtime`` on one reused boto3 client: what an application pays;
-  - ``runtime.invoke``: ``lab_helpers.runtime.invoke``, which builds a new boto3 client on every call (one
+  - ``deploy.invoke``: ``lab_helpers.deploy.invoke``, which builds a new boto3 client on every call (one
     attempt, no retries, custom headers hook), as the notebooks call it;
 
   with p50/p90/p99 in ms and the ratios to ``direct``.
@@ -53,8 +53,8 @@ import httpx
 import psutil
 from botocore.config import Config
 
-from lab_helpers import config, memory, runtime, servers
-from lab_helpers.servers import ServerProcess
+from lab_helpers import agentcore, config, deploy, processes
+from lab_helpers.processes import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
 AGENT = "runtime_agent.py"
@@ -124,12 +124,12 @@ def cold_starts(arn: str, endpoint: str, settings: config.Settings, count: int, 
                 seen_pids: set[int]) -> None:
     first, second, stops, emulator_view, direct = [], [], [], [], []
     for _ in range(count):  # an emulator session, then the floor: alternating, so load drift hits both alike
-        session_id = runtime.new_session_id()
-        elapsed, answer = _timed(lambda: runtime.invoke(arn, PAYLOAD, session_id, settings=settings))
+        session_id = deploy.new_session_id()
+        elapsed, answer = _timed(lambda: deploy.invoke(arn, PAYLOAD, session_id, settings=settings))
         pid = _check(answer, session_id, "cold invoke")["pid"]
         seen_pids.add(pid)
         first.append(elapsed)
-        elapsed, answer = _timed(lambda: runtime.invoke(arn, PAYLOAD, session_id, settings=settings))
+        elapsed, answer = _timed(lambda: deploy.invoke(arn, PAYLOAD, session_id, settings=settings))
         if _check(answer, session_id, "second invoke")["pid"] != pid:
             raise RuntimeError(f"session {session_id} answered from another process the second time")
         second.append(elapsed)
@@ -157,9 +157,9 @@ def cold_starts(arn: str, endpoint: str, settings: config.Settings, count: int, 
 
     print(f"\ncold start of a runtime session ({count} sessions, each then stopped)")
     _header("")
-    _row("first invoke, new session", first, "runtime.invoke, emulator starts the process")
+    _row("first invoke, new session", first, "deploy.invoke, emulator starts the process")
     _row("  emulator: start to first ping", emulator_view, "inside the emulator")
-    _row("second invoke, same session", second, "runtime.invoke, warm")
+    _row("second invoke, same session", second, "deploy.invoke, warm")
     _row("ServerProcess start, direct", direct, "same script, no emulator: the floor")
     _row("StopRuntimeSession", stops, "boto3, waits for the process to exit")
     cold, floor = statistics.median(first), statistics.median(direct)
@@ -169,8 +169,8 @@ def cold_starts(arn: str, endpoint: str, settings: config.Settings, count: int, 
 
 def warm_calls(arn: str, endpoint: str, settings: config.Settings, calls: int, data_client: Any,
                seen_pids: set[int]) -> None:
-    session_id = runtime.new_session_id()
-    pid = _check(runtime.invoke(arn, PAYLOAD, session_id, settings=settings), session_id, "first invoke")["pid"]
+    session_id = deploy.new_session_id()
+    pid = _check(deploy.invoke(arn, PAYLOAD, session_id, settings=settings), session_id, "first invoke")["pid"]
     seen_pids.add(pid)
     live = [s for s in _sessions(endpoint)["sessions"] if s["sessionId"] == session_id]
     if not live or live[0]["pid"] != pid:
@@ -199,13 +199,13 @@ def warm_calls(arn: str, endpoint: str, settings: config.Settings, calls: int, d
             return json.loads(reply["response"].read())
 
         def via_helper() -> Any:
-            return runtime.invoke(arn, PAYLOAD, session_id, settings=settings)
+            return deploy.invoke(arn, PAYLOAD, session_id, settings=settings)
 
         ways: dict[str, Callable[[], Any]] = {
             "direct (httpx -> agent)": direct,
             "emulator, httpx (unsigned)": via_httpx,
             "emulator, boto3 (reused client)": via_boto3,
-            "runtime.invoke (new client/call)": via_helper,
+            "deploy.invoke (new client/call)": via_helper,
         }
         samples: dict[str, list[float]] = {name: [] for name in ways}
         for name, call in ways.items():
@@ -262,16 +262,16 @@ def main() -> None:
     with TemporaryDirectory(prefix="bench-runtime-") as scratch:
         tmp = Path(scratch)
         settings = config.load(mode="local", time_scale=TIME_SCALE, state_dir=tmp / "state", logs_dir=tmp / "logs",
-                               artifacts_dir=tmp / "artifacts", emulator_port=servers.free_port(),
+                               artifacts_dir=tmp / "artifacts", emulator_port=processes.free_port(),
                                emulator_db=tmp / "memory.db")
         try:
-            target = memory.use_agentcore(settings)
+            target = agentcore.use_agentcore(settings)
             if target.process is None:
                 raise RuntimeError(f"expected a private emulator on port {settings.emulator_port}, found one running")
             seen_pids.add(target.process.pid)
             endpoint = str(target.endpoint)
             try:
-                deployment = runtime.deploy(RUNTIME_NAME, REPO / "servers", AGENT, settings=settings,
+                deployment = deploy.deploy(RUNTIME_NAME, REPO / "servers", AGENT, settings=settings,
                                             idle_timeout=IDLE_TIMEOUT)
                 data_client = boto3.client("bedrock-agentcore", region_name=settings.region,
                                            config=Config(read_timeout=60, retries={"total_max_attempts": 1}))
@@ -282,9 +282,9 @@ def main() -> None:
                 cold_starts(deployment.arn, endpoint, settings, sessions, data_client, seen_pids)
                 warm_calls(deployment.arn, endpoint, settings, calls, data_client, seen_pids)
             finally:
-                runtime.destroy(settings)
+                deploy.destroy(settings)
         finally:
-            servers.stop_all()
+            processes.stop_all()
     left = sorted(pid for pid in seen_pids if _alive(pid))
     if left:
         raise SystemExit(f"processes still running after the benchmark: {left}")

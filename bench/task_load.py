@@ -70,7 +70,7 @@ from mcp import ClientSession
 from lab_helpers import config
 from lab_helpers.mcp_client import open_session, task_by_id
 from lab_helpers.redis_server import redis_available, start_redis
-from lab_helpers.servers import ServerProcess, stop_all
+from lab_helpers.processes import ServerProcess, stop_all
 
 #: Epochs per task: at one epoch per second, no task finishes during the run.
 EPOCHS = 600

@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         from lab_helpers.doctor import main as doctor
 
         return doctor()
-    from lab_helpers.notebooks import run_all
+    from lab_helpers.run_notebooks import run_all
 
     if not 0 < args.time_scale <= 100:
         parser.error(f"--time-scale must be above 0 and at most 100, got {args.time_scale}")

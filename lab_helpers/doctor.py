@@ -59,7 +59,7 @@ def agentcore_status(settings: config.Settings) -> str:
     """Where Memory calls go: the real service (aws mode) or the local emulator, and whether it is up."""
     if settings.mode == "aws":
         return f"the real AWS service in {settings.region}"
-    from lab_helpers.memory import emulator_health
+    from lab_helpers.agentcore import emulator_health
 
     endpoint = f"http://{settings.host}:{settings.emulator_port}"
     health = emulator_health(endpoint)

@@ -35,7 +35,7 @@ from strands.types.streaming import StreamEvent
 from strands.types.tools import ToolSpec
 
 from lab_helpers import config
-from lab_helpers.task_records import TaskRecord, parse_notice
+from patterns.task_records import TaskRecord, parse_notice
 
 T = TypeVar("T", bound=BaseModel)
 

@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 
 from lab_helpers import config
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
 
 def redis_binary() -> str | None:

@@ -38,11 +38,11 @@ from strands.tools.mcp import MCPClient
 from strands.types.session import SessionMessage
 
 from lab_helpers import config
-from lab_helpers.identity import ACTOR_HEADER, MEMORY_HEADER, SESSION_HEADER, Identity, IdentityError
-from lab_helpers.identity import identity_from_headers
+from patterns.caller_identity import ACTOR_HEADER, MEMORY_HEADER, SESSION_HEADER, Identity, IdentityError
+from patterns.caller_identity import identity_from_headers
 from lab_helpers.models import describe_model, load_model
-from lab_helpers.serving import parse_args, run_app
-from lab_helpers.task_records import settle_notices
+from lab_helpers.asgi import parse_args, run_app
+from patterns.task_records import settle_notices
 
 #: How long to wait for the task server before answering without it.
 TASKS_SERVER_TIMEOUT_SECONDS = 10
@@ -62,7 +62,7 @@ class LessonSessionManager(AgentCoreMemorySessionManager):
     """The Strands session manager for AgentCore Memory, restoring task notices in a valid order.
 
     A notice the server wrote while a turn was in progress is moved out of that turn's
-    tool round (``lab_helpers.task_records.settle_notices``); nothing else changes.
+    tool round (``patterns.task_records.settle_notices``); nothing else changes.
     """
 
     def list_messages(self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0,

@@ -21,8 +21,8 @@ from typing import Any
 from mcp.server.mcpserver.exceptions import ToolError
 
 from lab_helpers import config
-from lab_helpers.serving import LabMCPServer, serve
-from lab_helpers.tasks import TaskError, TaskManager
+from lab_helpers.asgi import LabMCPServer, serve
+from patterns.task_registry import TaskError, TaskManager
 from lab_helpers.training import DEFAULT_LEARNING_RATE, training_work, validate_request
 
 settings = config.load()

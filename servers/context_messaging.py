@@ -22,8 +22,8 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from lab_helpers import config
-from lab_helpers.heartbeat import heartbeat
-from lab_helpers.serving import LabMCPServer, serve
+from patterns.heartbeat import heartbeat
+from lab_helpers.asgi import LabMCPServer, serve
 from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, TrainingError, TrainingResult, train_with_settings
 
 settings = config.load()

@@ -40,7 +40,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from lab_helpers import config
-from lab_helpers.serving import run_app, with_shutdown
+from lab_helpers.asgi import run_app, with_shutdown
 from lab_helpers.training import (DEFAULT_LEARNING_RATE, EpochScores, TrainingError, train_with_settings,
                                   validate_request)
 
@@ -174,7 +174,7 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
 
 
 def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``--host``/``--port`` as every server here (see ``lab_helpers.serving.parse_args``), plus ``--backend``."""
+    """``--host``/``--port`` as every server here (see ``lab_helpers.asgi.parse_args``), plus ``--backend``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     host = os.environ.get("LAB_HOST", "").strip() or "127.0.0.1"
     backend = os.environ.get("LAB_TASKS_BACKEND", "").strip() or "memory://"

@@ -3,26 +3,26 @@
 The tools are notebook 02's (``model_training`` answers at once with a task id and
 trains in the background), with one difference that changes everything: every
 transition of a task is recorded in AgentCore Memory for the caller's actor and
-session (see ``lab_helpers/task_records.py`` for the event format):
+session (see ``servers/patterns/task_records.py`` for the event format):
 
 * ``started`` when the training begins;
 * ``completed`` with the computed scores, ``failed`` with the error, ``cancelled``,
   or ``interrupted`` for a task that was running when an earlier server process
-  died (found on start-up, see ``lab_helpers/task_memory.py``).
+  died (found on start-up, see ``servers/patterns/memory_outbox.py``).
 
 The endings are also written as conversation messages the Strands
 ``AgentCoreMemorySessionManager`` restores, so the user's agent learns the outcome
 at its next invocation, even if this server is gone by then. Status and results
 stay queryable by task id after a restart: they are read back from Memory.
 
-Every tool needs the caller's identity (``lab_helpers/identity.py``): the headers
+Every tool needs the caller's identity (``servers/patterns/caller_identity.py``): the headers
 ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-Memory-Id``, ``-Actor-Id`` and
 ``-Session-Id``, or the seed's ``Mcp-Session-Id: session@@@memory@@@actor``. The
 server runs stateless (as AgentCore Runtime hosts MCP servers), so that
 ``Mcp-Session-Id`` is the client's to set. A caller only ever sees its own tasks.
 
 Run: ``python servers/persistent_tasks.py --port 8000`` (with the Memory endpoint and
-credentials in the environment: ``lab_helpers.memory.use_agentcore()`` sets them).
+credentials in the environment: ``lab_helpers.agentcore.use_agentcore()`` sets them).
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from lab_helpers import config
-from lab_helpers.identity import Identity, IdentityError, identity_from_headers
-from lab_helpers.serving import LabMCPServer, serve
-from lab_helpers.task_memory import MemoryUnavailable, TaskMemory, memory_client
-from lab_helpers.task_records import TaskRecord, now_iso, training_summary
-from lab_helpers.tasks import SHUTDOWN_MESSAGE, Task, TaskLookupError, TaskManager, TaskStatus, parse_task_id
+from patterns.caller_identity import Identity, IdentityError, identity_from_headers
+from lab_helpers.asgi import LabMCPServer, serve
+from patterns.memory_outbox import MemoryUnavailable, TaskMemory, memory_client
+from patterns.task_records import TaskRecord, now_iso, training_summary
+from patterns.task_registry import SHUTDOWN_MESSAGE, Task, TaskLookupError, TaskManager, TaskStatus, parse_task_id
 from lab_helpers.training import DEFAULT_LEARNING_RATE, training_work, validate_request
 
 settings = config.load()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lab_helpers import config
-from lab_helpers.memory import ENDPOINT_VARIABLES, get_or_create_memory, use_agentcore
-from lab_helpers.servers import ServerProcess, free_port
+from lab_helpers.agentcore import ENDPOINT_VARIABLES, get_or_create_memory, use_agentcore
+from lab_helpers.processes import ServerProcess, free_port
 
 #: Tests pace the lessons 50x faster than a person reads them, as CI runs the notebooks.
 TEST_TIME_SCALE = 0.02

@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from conftest import LocalAgentCore
-from lab_helpers.identity import Identity
-from lab_helpers.servers import ServerProcess
-from lab_helpers.task_memory import records_in_memory
-from lab_helpers.task_records import (
+from patterns.caller_identity import Identity
+from lab_helpers.processes import ServerProcess
+from patterns.memory_outbox import records_in_memory
+from patterns.task_records import (
     TaskRecord, acknowledgement_text, conversation_problems, notice_text, settle_notices,
 )
 

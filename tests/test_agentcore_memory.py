@@ -1,6 +1,6 @@
 """The local AgentCore Memory emulator, through the real clients: boto3, MemoryClient, the Strands session manager.
 
-The emulator runs as a real process (``lab_helpers.servers.ServerProcess``); boto3 reaches it through
+The emulator runs as a real process (``lab_helpers.processes.ServerProcess``); boto3 reaches it through
 ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE(_CONTROL)`` with dummy credentials, so no request can leave the machine.
 """
 
@@ -19,9 +19,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from lab_helpers import config
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
-EMULATOR_SCRIPT = config.REPO_ROOT / "lab_helpers" / "agentcore_local" / "__main__.py"
+from lab_helpers.agentcore import EMULATOR_SCRIPT
 REGION = "us-east-1"
 
 
@@ -225,7 +225,7 @@ def test_events_with_equal_timestamps_page_newest_write_first(data, memory):
 
 
 def test_cli_accepts_serve_and_options_in_any_order():
-    from lab_helpers.agentcore_local.__main__ import parse_args
+    from lab_helpers.emulator.__main__ import parse_args
 
     a = parse_args(["--host", "127.0.0.1", "--port", "9001", "serve", "--db", "x.db"])
     b = parse_args(["serve", "--port", "9001", "--db", "x.db"])

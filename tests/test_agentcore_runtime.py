@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from conftest import LocalAgentCore
 from lab_helpers import config
-from lab_helpers.identity import Identity
+from patterns.caller_identity import Identity
 from lab_helpers.mcp_client import open_session
 
 SERVERS = str(config.REPO_ROOT / "servers")
@@ -250,7 +250,7 @@ def test_an_mcp_client_reaches_a_deployed_mcp_server_through_the_runtime_url(
         agentRuntimeName="lab_tasks", agentRuntimeArtifact=artifact("persistent_tasks.py"), roleArn=ROLE,
         protocolConfiguration={"serverProtocol": "MCP"},
         requestHeaderConfiguration={"requestHeaderAllowlist": list(identity.headers())})
-    from lab_helpers.runtime import mcp_url
+    from lab_helpers.deploy import mcp_url
 
     url = mcp_url(created["agentRuntimeArn"], settings=agentcore.settings)
     assert url.startswith(agentcore.process.base_url + "/runtimes/arn%3Aaws%3Abedrock-agentcore%3A")
@@ -275,19 +275,19 @@ def test_an_mcp_client_reaches_a_deployed_mcp_server_through_the_runtime_url(
         control.delete_agent_runtime(agentRuntimeId=created["agentRuntimeId"])
 
 
-# -- lifecycle with background work, through lab_helpers.runtime ------------------------------------------
+# -- lifecycle with background work, through lab_helpers.deploy ------------------------------------------
 def test_a_busy_session_outlives_the_idle_timeout_and_an_idle_one_does_not(agentcore: LocalAgentCore) -> None:
-    from lab_helpers import runtime
+    from lab_helpers import deploy
 
     settings = agentcore.settings
-    deployment = runtime.deploy("busy_agent", SERVERS, "runtime_agent.py", idle_timeout=60, max_lifetime=3600,
+    deployment = deploy.deploy("busy_agent", SERVERS, "runtime_agent.py", idle_timeout=60, max_lifetime=3600,
                                 settings=settings)
-    busy, idle = runtime.new_session_id(), runtime.new_session_id()
+    busy, idle = deploy.new_session_id(), deploy.new_session_id()
     try:
         epochs = 300  # 6 s of training at the test time scale: five idle timeouts (1.2 s each)
-        started = runtime.invoke(deployment.arn, {"action": "train", "model_name": "busy", "epochs": epochs},
+        started = deploy.invoke(deployment.arn, {"action": "train", "model_name": "busy", "epochs": epochs},
                                  busy, settings=settings)
-        runtime.invoke(deployment.arn, {"action": "status"}, idle, settings=settings)
+        deploy.invoke(deployment.arn, {"action": "status"}, idle, settings=settings)
         assert started["status"] == "running"
         until(lambda: ("ended", "idle timeout") in states(agentcore, idle))
         assert busy in {s["sessionId"] for s in sessions(agentcore)["sessions"]}, "background work keeps it"
@@ -296,22 +296,22 @@ def test_a_busy_session_outlives_the_idle_timeout_and_an_idle_one_does_not(agent
         assert [state for state, _ in states(agentcore, busy)] == [
             "starting", "Healthy", "HealthyBusy", "Healthy", "ended"]  # ready, training, done, idle too long
     finally:
-        assert runtime.destroy(settings)
+        assert deploy.destroy(settings)
 
 
 def test_no_session_outlives_its_maximum_lifetime(agentcore: LocalAgentCore) -> None:
-    from lab_helpers import runtime
+    from lab_helpers import deploy
 
     settings = agentcore.settings
-    deployment = runtime.deploy("short_lived", SERVERS, "runtime_agent.py", idle_timeout=60, max_lifetime=120,
+    deployment = deploy.deploy("short_lived", SERVERS, "runtime_agent.py", idle_timeout=60, max_lifetime=120,
                                 settings=settings)
-    session = runtime.new_session_id()
+    session = deploy.new_session_id()
     try:
-        runtime.invoke(deployment.arn, {"_agent_core_app_action": "force_busy"}, session, settings=settings)
+        deploy.invoke(deployment.arn, {"_agent_core_app_action": "force_busy"}, session, settings=settings)
         until(lambda: ("ended", "max lifetime reached") in states(agentcore, session), timeout=60)
         assert ("HealthyBusy", "") in states(agentcore, session), "busy the whole time, and ended all the same"
     finally:
-        runtime.destroy(settings)
+        deploy.destroy(settings)
 
 
 def test_a_streamed_answer_passes_through_and_the_sdk_client_works_too(agentcore: LocalAgentCore) -> None:

@@ -16,7 +16,7 @@ import pytest
 from conftest import TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.mcp_client import open_session
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from conftest import TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.mcp_client import NotificationCounter, open_session
 from lab_helpers.proxy import DropProxy
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 from lab_helpers.widgets import ProgressPanel
 
 EPOCH = TEST_TIME_SCALE  # real seconds per epoch at the test time scale

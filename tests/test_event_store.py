@@ -6,7 +6,7 @@ import pytest
 from mcp.server.streamable_http import EventMessage
 from mcp.types import JSONRPCNotification, JSONRPCResponse
 
-from lab_helpers.event_store import InMemoryEventStore
+from patterns.event_store import InMemoryEventStore
 
 
 def _note(n: int) -> JSONRPCNotification:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lab_helpers.heartbeat import heartbeat
+from patterns.heartbeat import heartbeat
 
 INTERVAL = 0.02
 

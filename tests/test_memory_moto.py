@@ -30,11 +30,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from lab_helpers import config
-from lab_helpers.servers import ServerProcess, free_port
+from lab_helpers.processes import ServerProcess, free_port
 
 moto_server = pytest.importorskip("moto.server")
 
-EMULATOR_SCRIPT = config.REPO_ROOT / "lab_helpers" / "agentcore_local" / "__main__.py"
+from lab_helpers.agentcore import EMULATOR_SCRIPT
 REGION = "us-east-1"
 SIDES = ("emulator", "moto")
 

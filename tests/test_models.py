@@ -15,7 +15,7 @@ from strands import Agent, tool
 
 from lab_helpers import config
 from lab_helpers.models import OFFLINE_LABEL, OfflineModel, describe_model, load_model, tool_payload
-from lab_helpers.task_records import TaskRecord, acknowledgement_text, notice_text
+from patterns.task_records import TaskRecord, acknowledgement_text, notice_text
 
 TASK_ID = "3f1c2a9e-7b4d-4c1e-9a57-0d2f6e8b1c44"
 OTHER_ID = "7d0e5b1a-2c3f-4a8b-9e6d-1f2a3b4c5d6e"

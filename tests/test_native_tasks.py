@@ -26,7 +26,7 @@ from mcp_types import CallToolResult
 from conftest import TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.redis_server import redis_available, start_redis
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
 EPOCH = TEST_TIME_SCALE  # seconds per training epoch at the test time scale
 #: A task's status message while it trains: the latest epoch's scores (``EpochScores.summary()``).

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_helpers.notebooks import notebook_paths, run_notebook
+from lab_helpers.run_notebooks import notebook_paths, run_notebook
 
 NOTEBOOKS = notebook_paths()
 

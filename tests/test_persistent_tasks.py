@@ -17,10 +17,10 @@ import boto3
 import pytest
 
 from conftest import LocalAgentCore
-from lab_helpers.identity import ACTOR_HEADER, MCP_SESSION_HEADER, Identity
+from patterns.caller_identity import ACTOR_HEADER, MCP_SESSION_HEADER, Identity
 from lab_helpers.mcp_client import open_session
-from lab_helpers.servers import ServerProcess
-from lab_helpers.task_records import parse_notice, record_from_event
+from lab_helpers.processes import ServerProcess
+from patterns.task_records import parse_notice, record_from_event
 
 
 @pytest.fixture(scope="module")

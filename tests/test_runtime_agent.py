@@ -20,7 +20,7 @@ import pytest
 
 from conftest import TEST_TIME_SCALE
 from lab_helpers import config
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 #: Long enough (1.2 s at the test time scale) to look at /ping while it runs.

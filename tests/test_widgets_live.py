@@ -26,7 +26,7 @@ def kernel(tmp_path: Path):
     try:
         yield client
     finally:
-        client.execute("from lab_helpers import servers; servers.stop_all()")
+        client.execute("from lab_helpers import processes; processes.stop_all()")
         client.stop_channels()
         manager.shutdown_kernel(now=True)
 
@@ -48,12 +48,12 @@ def _run(client, code: str, timeout: float = 60) -> list[dict]:
 
 def test_bar_updates_leave_the_kernel_while_the_cell_awaits(kernel, tmp_path: Path) -> None:
     _run(kernel, textwrap.dedent(f"""
-        from lab_helpers import config, servers
+        from lab_helpers import config, processes
         from lab_helpers.mcp_client import open_session
         from lab_helpers.widgets import ProgressPanel
         cfg = config.load(env={{}}, time_scale={EPOCH_SECONDS}, artifacts_dir={str(tmp_path / "a")!r},
                           logs_dir={str(tmp_path / "l")!r})
-        server = servers.start("context_messaging.py", settings=cfg)
+        server = processes.start("context_messaging.py", settings=cfg)
     """))
     messages = _run(kernel, textwrap.dedent(f"""
         panel = ProgressPanel("live", headless=False)

@@ -36,8 +36,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from lab_helpers.identity import Identity
-from lab_helpers.task_records import KIND_FILTER, STATUSES, TaskRecord, event_request, record_from_event, task_filter
+from patterns.caller_identity import Identity
+from patterns.task_records import KIND_FILTER, STATUSES, TaskRecord, event_request, record_from_event, task_filter
 
 log = logging.getLogger(__name__)
 

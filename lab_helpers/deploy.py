@@ -6,7 +6,7 @@ All of it goes through boto3's ``bedrock-agentcore-control`` and ``bedrock-agent
 exactly AWS's API; only the artifact (where the code is) and the role differ between the modes.
 
 **Local mode** (``LAB_MODE=local``): the clients reach the local emulator through
-``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE(_CONTROL)``, set by :func:`lab_helpers.memory.use_agentcore`
+``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE(_CONTROL)``, set by :func:`lab_helpers.agentcore.use_agentcore`
 (call it first). No S3, no IAM: the artifact names the source directory on this machine, and the
 emulator runs ``python <prefix>/<entryPoint[0]> --host 127.0.0.1 --port <port>`` per runtime session::
 
@@ -16,8 +16,8 @@ emulator runs ``python <prefix>/<entryPoint[0]> --host 127.0.0.1 --port <port>``
     roleArn="arn:aws:iam::123456789012:role/agentcore-local"
 
 **AWS mode** (``LAB_MODE=aws``), direct code deployment: the source directory is zipped (its files at the
-zip root, so the entry point is too; plus this repository's ``lab_helpers`` package, so ``from lab_helpers
-import ...`` works; plus ``requirements.txt``), uploaded to ``s3://agentcore-longrun-lab-<account>-<region>/
+zip root, so the entry point is too; plus this repository's ``lab_helpers`` and ``patterns`` packages, so
+their imports work; plus ``requirements.txt``), uploaded to ``s3://agentcore-longrun-lab-<account>-<region>/
 runtimes/<name>/<sha256>.zip`` (bucket created or reused), and run with the execution role
 ``AgentCoreLongrunLabRuntimeRole`` (created or reused; policy in :func:`role_policy`)::
 
@@ -63,7 +63,7 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from lab_helpers import config
-from lab_helpers.agentcore_local.runtime import LOCAL_BUCKET  # the emulator's marker for "a local directory"
+from lab_helpers.emulator.runtime_sessions import LOCAL_BUCKET  # the emulator's marker for "a local directory"
 
 Protocol = Literal["HTTP", "MCP"]
 
@@ -121,7 +121,7 @@ def _client(service: str, settings: config.Settings, **client_config: Any) -> An
         if not os.environ.get(variable):
             raise RuntimeError(
                 f"local mode needs the AgentCore emulator, but {variable} is not set: "
-                "call lab_helpers.memory.use_agentcore() first (or set LAB_MODE=aws)"
+                "call lab_helpers.agentcore.use_agentcore() first (or set LAB_MODE=aws)"
             )
     return boto3.client(service, region_name=settings.region, config=Config(**client_config) if client_config else None)
 
@@ -170,7 +170,7 @@ def _files(root: Path) -> list[Path]:
 
 
 def build_zip(source: Path, packages_dir: Path | None = None) -> bytes:
-    """The deployment package: ``packages_dir``'s contents, then ``lab_helpers/``, then the source, all at the root.
+    """The deployment package: ``packages_dir``'s contents, then ``lab_helpers/`` and ``patterns/``, then the source.
 
     Later entries win a name clash (the source over everything). Timestamps and permissions are fixed, so the
     same files give the same bytes and the same content-hash key: an unchanged deploy changes nothing.
@@ -178,8 +178,9 @@ def build_zip(source: Path, packages_dir: Path | None = None) -> bytes:
     entries: dict[str, Path] = {}
     if packages_dir is not None:
         entries.update({p.relative_to(packages_dir).as_posix(): p for p in _files(packages_dir)})
-    package = config.REPO_ROOT / "lab_helpers"
-    entries.update({"lab_helpers/" + p.relative_to(package).as_posix(): p for p in _files(package)})
+    for name, package in (("lab_helpers", config.REPO_ROOT / "lab_helpers"),
+                          ("patterns", config.REPO_ROOT / "servers" / "patterns")):
+        entries.update({f"{name}/" + p.relative_to(package).as_posix(): p for p in _files(package)})
     requirements = config.REPO_ROOT / "requirements.txt"
     if requirements.is_file():
         entries["requirements.txt"] = requirements
@@ -264,7 +265,7 @@ def _ensure_role(iam: Any, partition: str, region: str, account: str, state: dic
             raise
     arn = iam.create_role(
         RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(_trust_policy(partition, region, account)),
-        Description="Execution role for agentcore-longrun-lab runtimes (created by lab_helpers.runtime)",
+        Description="Execution role for agentcore-longrun-lab runtimes (created by lab_helpers.deploy)",
     )["Role"]["Arn"]
     state["role"] = {"name": ROLE_NAME, "arn": arn, "created": True}
     iam.put_role_policy(RoleName=ROLE_NAME, PolicyName=ROLE_POLICY_NAME,

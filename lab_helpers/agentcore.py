@@ -3,7 +3,7 @@
 One call, :func:`use_agentcore`, prepares this kernel for the persistence lessons:
 
 * ``LAB_MODE=local`` (the default): make sure the local emulator
-  (``python -m lab_helpers.agentcore_local``) is running, reusing one that
+  (``python -m lab_helpers.emulator``) is running, reusing one that
   already answers on ``LAB_EMULATOR_PORT``, and point boto3 at it through
   ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`` and ``..._CONTROL``, with dummy
   credentials and a region. The variables are set in ``os.environ``, so every
@@ -26,13 +26,13 @@ import httpx
 from botocore.exceptions import ClientError
 
 from lab_helpers import config
-from lab_helpers.servers import ServerProcess
+from lab_helpers.processes import ServerProcess
 
 #: The memory every lesson uses (AWS memory names: a letter, then letters, digits, '_'; 48 at most).
 LESSON_MEMORY_NAME = "agentcore_longrun_lab"
 
 #: The emulator's entry point, started as a script by :class:`ServerProcess`.
-EMULATOR_SCRIPT = config.REPO_ROOT / "lab_helpers" / "agentcore_local" / "__main__.py"
+EMULATOR_SCRIPT = config.REPO_ROOT / "lab_helpers" / "emulator" / "__main__.py"
 
 ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE", "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL")
 

@@ -1,4 +1,4 @@
-"""lab_helpers.runtime: deploying to AgentCore Runtime, against moto (control plane, S3, IAM, STS) and Stubber.
+"""lab_helpers.deploy: deploying to AgentCore Runtime, against moto (control plane, S3, IAM, STS) and Stubber.
 
 The local emulator's Runtime part is not used here: these tests pin the requests ``deploy`` makes in each mode,
 its idempotency, what ``destroy`` deletes, and how ``invoke`` encodes and decodes. Observed on moto 5.2.5:
@@ -29,7 +29,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from lab_helpers import config, runtime
+from lab_helpers import config, deploy
 
 mock_aws = pytest.importorskip("moto").mock_aws
 
@@ -96,7 +96,7 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         made.meta.events.register("before-call", record)
         return made
 
-    monkeypatch.setattr(runtime, "_client", client)
+    monkeypatch.setattr(deploy, "_client", client)
     return seen
 
 
@@ -105,7 +105,7 @@ def stubbed(monkeypatch: pytest.MonkeyPatch, service: str) -> Stubber:
     client = boto3.client(service, region_name=REGION)
     stubber = Stubber(client)
     stubber.activate()
-    monkeypatch.setattr(runtime, "_client", lambda name, settings, **_: client)
+    monkeypatch.setattr(deploy, "_client", lambda name, settings, **_: client)
     return stubber
 
 
@@ -114,7 +114,7 @@ def control() -> Any:
 
 
 def state(settings: config.Settings) -> dict[str, Any]:
-    return json.loads((settings.state_dir / runtime.STATE_FILE).read_text())
+    return json.loads((settings.state_dir / deploy.STATE_FILE).read_text())
 
 
 def operations(seen: list[tuple[str, str]]) -> list[str]:
@@ -126,7 +126,7 @@ def test_local_mode_names_the_source_directory_and_calls_no_s3_or_iam(
     moto: None, calls: list[tuple[str, str]], local: config.Settings, source: Path
 ) -> None:
     headers = ["X-Amzn-Bedrock-AgentCore-Runtime-Custom-Actor-Id"]
-    deployment = runtime.deploy("lab_tasks", source, "app.py", protocol="MCP", environment={"LAB_TIME_SCALE": "0.02"},
+    deployment = deploy.deploy("lab_tasks", source, "app.py", protocol="MCP", environment={"LAB_TIME_SCALE": "0.02"},
                                 idle_timeout=120, max_lifetime=3600, request_headers=headers, settings=local)
 
     assert (deployment.name, deployment.mode, deployment.created, deployment.status) == (
@@ -147,7 +147,7 @@ def test_local_mode_names_the_source_directory_and_calls_no_s3_or_iam(
 
 def test_local_mode_defaults_are_aws_defaults(moto: None, calls: list[tuple[str, str]], local: config.Settings,
                                               source: Path) -> None:
-    deployment = runtime.deploy("lab_agent", source, "app.py", settings=local)
+    deployment = deploy.deploy("lab_agent", source, "app.py", settings=local)
     got = control().get_agent_runtime(agentRuntimeId=deployment.runtime_id)
     assert got["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": 900, "maxLifetime": 28800}
     assert got["protocolConfiguration"] == {"serverProtocol": "HTTP"}
@@ -156,7 +156,7 @@ def test_local_mode_defaults_are_aws_defaults(moto: None, calls: list[tuple[str,
 
 def test_local_mode_without_the_emulator_says_what_to_call(local: config.Settings, source: Path) -> None:
     with pytest.raises(RuntimeError, match=r"use_agentcore\(\)"):
-        runtime.deploy("lab_agent", source, "app.py", settings=local)
+        deploy.deploy("lab_agent", source, "app.py", settings=local)
 
 
 def test_an_existing_runtime_is_found_on_a_later_page(monkeypatch: pytest.MonkeyPatch, local: config.Settings,
@@ -171,7 +171,7 @@ def test_an_existing_runtime_is_found_on_a_later_page(monkeypatch: pytest.Monkey
     same = {
         "agentRuntimeArn": ARN, "agentRuntimeName": "lab_agent", "agentRuntimeId": "lab_agent-abcdefghij",
         "agentRuntimeVersion": "3", "createdAt": "2026-01-01T00:00:00Z", "lastUpdatedAt": "2026-01-01T00:00:00Z",
-        "roleArn": runtime.LOCAL_ROLE_ARN, "status": "READY", "networkConfiguration": {"networkMode": "PUBLIC"},
+        "roleArn": deploy.LOCAL_ROLE_ARN, "status": "READY", "networkConfiguration": {"networkMode": "PUBLIC"},
         "lifecycleConfiguration": {"idleRuntimeSessionTimeout": 900, "maxLifetime": 28800},
         "protocolConfiguration": {"serverProtocol": "HTTP"},
         "agentRuntimeArtifact": {"codeConfiguration": {
@@ -180,7 +180,7 @@ def test_an_existing_runtime_is_found_on_a_later_page(monkeypatch: pytest.Monkey
     }
     stubber.add_response("get_agent_runtime", same, {"agentRuntimeId": "lab_agent-abcdefghij"})
 
-    deployment = runtime.deploy("lab_agent", source, "app.py", settings=local)
+    deployment = deploy.deploy("lab_agent", source, "app.py", settings=local)
 
     stubber.assert_no_pending_responses()  # no create, no update: the configuration already matches
     assert (deployment.created, deployment.updated, deployment.version) == (False, False, "3")
@@ -191,7 +191,7 @@ def test_an_existing_runtime_is_found_on_a_later_page(monkeypatch: pytest.Monkey
 def test_aws_mode_uploads_a_zip_makes_a_role_and_records_both(
     moto: None, calls: list[tuple[str, str]], aws: config.Settings, source: Path
 ) -> None:
-    deployment = runtime.deploy("lab_agent", source, "app.py", environment={"LAB_MODEL": "bedrock"}, settings=aws)
+    deployment = deploy.deploy("lab_agent", source, "app.py", environment={"LAB_MODEL": "bedrock"}, settings=aws)
 
     assert (deployment.mode, deployment.created, deployment.status) == ("aws", True, "READY")
     got = control().get_agent_runtime(agentRuntimeId=deployment.runtime_id)
@@ -200,19 +200,20 @@ def test_aws_mode_uploads_a_zip_makes_a_role_and_records_both(
     key = code["code"]["s3"]["prefix"]
     assert key.startswith("runtimes/lab_agent/") and key.endswith(".zip")
     assert (code["runtime"], code["entryPoint"]) == ("PYTHON_3_11", ["app.py"])
-    assert got["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{runtime.ROLE_NAME}"
+    assert got["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{deploy.ROLE_NAME}"
     assert got["environmentVariables"] == {"LAB_MODEL": "bedrock", "LAB_HOST": "0.0.0.0"}
 
     package = boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=key)["Body"].read()
     names = zipfile.ZipFile(io.BytesIO(package)).namelist()
-    expected = {"app.py", "helper.py", "lab_helpers/__init__.py", "lab_helpers/runtime.py", "requirements.txt"}
+    expected = {"app.py", "helper.py", "lab_helpers/__init__.py", "lab_helpers/deploy.py", "patterns/task_registry.py",
+                "requirements.txt"}
     assert expected <= set(names)
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
     iam = boto3.client("iam", region_name=REGION)
-    trust = iam.get_role(RoleName=runtime.ROLE_NAME)["Role"]["AssumeRolePolicyDocument"]
+    trust = iam.get_role(RoleName=deploy.ROLE_NAME)["Role"]["AssumeRolePolicyDocument"]
     assert trust["Statement"][0]["Principal"] == {"Service": "bedrock-agentcore.amazonaws.com"}
-    policy = iam.get_role_policy(RoleName=runtime.ROLE_NAME, PolicyName=runtime.ROLE_POLICY_NAME)["PolicyDocument"]
+    policy = iam.get_role_policy(RoleName=deploy.ROLE_NAME, PolicyName=deploy.ROLE_POLICY_NAME)["PolicyDocument"]
     actions = {action for statement in policy["Statement"] for action in statement["Action"]}
     assert {"logs:PutLogEvents", "bedrock:InvokeModel", "bedrock-agentcore:CreateEvent",
             "bedrock-agentcore:ListEvents"} <= actions
@@ -221,7 +222,7 @@ def test_aws_mode_uploads_a_zip_makes_a_role_and_records_both(
     assert state(aws)["aws:us-east-1"] == {
         "bucket": {"name": BUCKET, "created": True},
         "objects": [key],
-        "role": {"name": runtime.ROLE_NAME, "arn": got["roleArn"], "created": True},
+        "role": {"name": deploy.ROLE_NAME, "arn": got["roleArn"], "created": True},
         "runtimes": {"lab_agent": {"runtime_id": deployment.runtime_id, "arn": deployment.arn, "created": True}},
     }
     assert "CreateAgentRuntime" in operations(calls)
@@ -229,16 +230,16 @@ def test_aws_mode_uploads_a_zip_makes_a_role_and_records_both(
 
 def test_the_zip_is_the_same_for_the_same_files(source: Path, tmp_path: Path) -> None:
     """Same bytes for the same files: the content-hash key is what makes an unchanged deploy a no-op."""
-    first = runtime.build_zip(source)
-    assert runtime.build_zip(source) == first
+    first = deploy.build_zip(source)
+    assert deploy.build_zip(source) == first
     (source / "helper.py").write_text("VALUE = 2\n")
-    assert runtime.build_zip(source) != first
+    assert deploy.build_zip(source) != first
 
     packages = tmp_path / "packages"
     (packages / "somepkg").mkdir(parents=True)
     (packages / "somepkg" / "__init__.py").write_text("")
     (packages / "helper.py").write_text("shadowed\n")
-    archive = zipfile.ZipFile(io.BytesIO(runtime.build_zip(source, packages)))
+    archive = zipfile.ZipFile(io.BytesIO(deploy.build_zip(source, packages)))
     assert "somepkg/__init__.py" in archive.namelist()
     assert archive.read("helper.py") == b"VALUE = 2\n"  # the source wins a name clash
 
@@ -246,16 +247,16 @@ def test_the_zip_is_the_same_for_the_same_files(source: Path, tmp_path: Path) ->
 def test_deploying_twice_creates_nothing_and_a_change_updates(
     moto: None, calls: list[tuple[str, str]], aws: config.Settings, source: Path
 ) -> None:
-    first = runtime.deploy("lab_agent", source, "app.py", settings=aws)
+    first = deploy.deploy("lab_agent", source, "app.py", settings=aws)
     calls.clear()
 
-    again = runtime.deploy("lab_agent", source, "app.py", settings=aws)
+    again = deploy.deploy("lab_agent", source, "app.py", settings=aws)
 
     assert (again.runtime_id, again.created, again.updated, again.version) == (first.runtime_id, False, False, "1")
     made = [op for op in operations(calls) if op.startswith(("Create", "Put", "Update"))]
     assert made == [], f"a repeated deploy must create nothing, called {made}"
 
-    changed = runtime.deploy("lab_agent", source, "app.py", idle_timeout=300, settings=aws, wait=False)
+    changed = deploy.deploy("lab_agent", source, "app.py", idle_timeout=300, settings=aws, wait=False)
     assert (changed.runtime_id, changed.created, changed.updated, changed.version) == (
         first.runtime_id, False, True, "2")
     got = control().get_agent_runtime(agentRuntimeId=first.runtime_id)
@@ -263,7 +264,7 @@ def test_deploying_twice_creates_nothing_and_a_change_updates(
 
     calls.clear()
     (source / "helper.py").write_text("VALUE = 2\n")  # new code: a new zip, a new key, an update
-    runtime.deploy("lab_agent", source, "app.py", idle_timeout=300, settings=aws, wait=False)
+    deploy.deploy("lab_agent", source, "app.py", idle_timeout=300, settings=aws, wait=False)
     assert ("PutObject" in operations(calls)) and ("UpdateAgentRuntime" in operations(calls))
     assert len(state(aws)["aws:us-east-1"]["objects"]) == 2
     assert state(aws)["aws:us-east-1"]["runtimes"]["lab_agent"]["created"] is True  # still ours to destroy
@@ -278,20 +279,20 @@ def test_destroy_deletes_what_it_created_and_spares_what_it_found(
                                                     "runtime": "PYTHON_3_12", "entryPoint": ["main.py"]}},
         networkConfiguration={"networkMode": "PUBLIC"},
     )
-    reused = runtime.deploy("shared_agent", source, "app.py", settings=aws, wait=False)
-    ours = runtime.deploy("lab_agent", source, "app.py", settings=aws)
+    reused = deploy.deploy("shared_agent", source, "app.py", settings=aws, wait=False)
+    ours = deploy.deploy("lab_agent", source, "app.py", settings=aws)
     assert (reused.runtime_id, reused.created, reused.updated) == (before["agentRuntimeId"], False, True)
 
-    deleted = runtime.destroy(aws)
+    deleted = deploy.destroy(aws)
 
     remaining = {r["agentRuntimeName"]: r["agentRuntimeId"] for r in control().list_agent_runtimes()["agentRuntimes"]}
     assert remaining == {"shared_agent": before["agentRuntimeId"]}
     assert f"runtime lab_agent ({ours.runtime_id})" in deleted
-    assert f"bucket {BUCKET}" in deleted and f"role {runtime.ROLE_NAME}" in deleted
+    assert f"bucket {BUCKET}" in deleted and f"role {deploy.ROLE_NAME}" in deleted
     assert not [b for b in boto3.client("s3").list_buckets()["Buckets"] if b["Name"] == BUCKET]
-    assert runtime.ROLE_NAME not in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
+    assert deploy.ROLE_NAME not in [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
     assert state(aws) == {}
-    assert runtime.destroy(aws) == []  # nothing left to do
+    assert deploy.destroy(aws) == []  # nothing left to do
 
 
 def test_destroy_keeps_a_bucket_and_role_that_were_there_before(
@@ -300,35 +301,35 @@ def test_destroy_keeps_a_bucket_and_role_that_were_there_before(
     s3, iam = boto3.client("s3", region_name=REGION), boto3.client("iam", region_name=REGION)
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="someone-elses.txt", Body=b"keep me")
-    iam.create_role(RoleName=runtime.ROLE_NAME, AssumeRolePolicyDocument=json.dumps(runtime._trust_policy(
+    iam.create_role(RoleName=deploy.ROLE_NAME, AssumeRolePolicyDocument=json.dumps(deploy._trust_policy(
         "aws", REGION, ACCOUNT)))
 
-    deployment = runtime.deploy("lab_agent", source, "app.py", settings=aws)
+    deployment = deploy.deploy("lab_agent", source, "app.py", settings=aws)
     recorded = state(aws)["aws:us-east-1"]
     assert (recorded["bucket"]["created"], recorded["role"]["created"]) == (False, False)
     assert "CreateBucket" not in operations(calls) and "CreateRole" not in operations(calls)
 
-    deleted = runtime.destroy(aws)
+    deleted = deploy.destroy(aws)
 
     assert deleted == [f"runtime lab_agent ({deployment.runtime_id})", f"s3://{BUCKET}/{recorded['objects'][0]}"]
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == ["someone-elses.txt"]
-    assert iam.get_role(RoleName=runtime.ROLE_NAME)["Role"]["RoleName"] == runtime.ROLE_NAME
+    assert iam.get_role(RoleName=deploy.ROLE_NAME)["Role"]["RoleName"] == deploy.ROLE_NAME
     assert state(aws) == {}
 
 
 def test_destroy_in_local_mode_touches_only_runtimes(moto: None, calls: list[tuple[str, str]],
                                                      local: config.Settings, source: Path) -> None:
-    ours = runtime.deploy("lab_agent", source, "app.py", settings=local)
+    ours = deploy.deploy("lab_agent", source, "app.py", settings=local)
     calls.clear()
-    assert runtime.destroy(local) == [f"runtime lab_agent ({ours.runtime_id})"]
+    assert deploy.destroy(local) == [f"runtime lab_agent ({ours.runtime_id})"]
     assert calls == [("bedrock-agentcore-control", "DeleteAgentRuntime")]
 
 
 def test_destroy_keeps_the_other_mode_and_region(moto: None, calls: list[tuple[str, str]], local: config.Settings,
                                                 source: Path) -> None:
-    runtime.deploy("lab_agent", source, "app.py", settings=local)
+    deploy.deploy("lab_agent", source, "app.py", settings=local)
     elsewhere = config.load(env={"AWS_REGION": "eu-west-1"}, state_dir=local.state_dir)
-    assert runtime.destroy(elsewhere) == []
+    assert deploy.destroy(elsewhere) == []
     assert list(state(local)) == ["local:us-east-1"]
 
 
@@ -336,7 +337,7 @@ def test_destroy_keeps_the_other_mode_and_region(moto: None, calls: list[tuple[s
 def runtime_reply(status: str, **extra: Any) -> dict[str, Any]:
     return {"agentRuntimeArn": ARN, "agentRuntimeName": "lab_agent", "agentRuntimeId": "lab_agent-abcdefghij",
             "agentRuntimeVersion": "1", "createdAt": "2026-01-01T00:00:00Z", "lastUpdatedAt": "2026-01-01T00:00:00Z",
-            "roleArn": runtime.LOCAL_ROLE_ARN, "status": status, "lifecycleConfiguration": {}, **extra}
+            "roleArn": deploy.LOCAL_ROLE_ARN, "status": status, "lifecycleConfiguration": {}, **extra}
 
 
 @pytest.mark.parametrize("status", ["CREATE_FAILED", "UPDATE_FAILED"])
@@ -347,8 +348,8 @@ def test_wait_ready_raises_with_the_failure_reason(monkeypatch: pytest.MonkeyPat
     stubber.add_response("get_agent_runtime", runtime_reply("CREATING"), wanted)
     stubber.add_response("get_agent_runtime", runtime_reply(status, failureReason="app.py exited with code 1"),
                          wanted)
-    with pytest.raises(runtime.DeploymentError, match=rf"{status}: app.py exited with code 1"):
-        runtime.wait_ready(ARN, timeout=5, settings=local)  # the ARN's id is what GetAgentRuntime gets
+    with pytest.raises(deploy.DeploymentError, match=rf"{status}: app.py exited with code 1"):
+        deploy.wait_ready(ARN, timeout=5, settings=local)  # the ARN's id is what GetAgentRuntime gets
     stubber.assert_no_pending_responses()
 
 
@@ -356,14 +357,14 @@ def test_wait_ready_times_out(monkeypatch: pytest.MonkeyPatch, local: config.Set
     stubber = stubbed(monkeypatch, "bedrock-agentcore-control")
     stubber.add_response("get_agent_runtime", runtime_reply("CREATING"))
     with pytest.raises(TimeoutError, match="still CREATING"):
-        runtime.wait_ready("lab_agent-abcdefghij", timeout=0, settings=local)
+        deploy.wait_ready("lab_agent-abcdefghij", timeout=0, settings=local)
 
 
 def test_wait_ready_finds_a_runtime_by_an_arn_of_another_form(moto: None, calls: list[tuple[str, str]],
                                                               local: config.Settings, source: Path) -> None:
-    deployment = runtime.deploy("lab_agent", source, "app.py", settings=local, wait=False)
+    deployment = deploy.deploy("lab_agent", source, "app.py", settings=local, wait=False)
     assert ":runtime/" not in deployment.arn  # moto's form
-    assert runtime.wait_ready(deployment.arn, settings=local)["agentRuntimeId"] == deployment.runtime_id
+    assert deploy.wait_ready(deployment.arn, settings=local)["agentRuntimeId"] == deployment.runtime_id
 
 
 # -- invoke --------------------------------------------------------------------------------------------
@@ -385,7 +386,7 @@ def test_invoke_encodes_the_payload_and_decodes_json(monkeypatch: pytest.MonkeyP
         {"agentRuntimeArn": ARN, "runtimeSessionId": SESSION, "payload": sent, "qualifier": "DEFAULT",
          "contentType": "application/json", "accept": "application/json, text/event-stream"},
     )
-    assert runtime.invoke(ARN, payload, SESSION, settings=local) == {"result": "ok"}
+    assert deploy.invoke(ARN, payload, SESSION, settings=local) == {"result": "ok"}
     stubber.assert_no_pending_responses()
 
 
@@ -395,14 +396,14 @@ def test_invoke_returns_the_data_of_an_event_stream(monkeypatch: pytest.MonkeyPa
               b": a comment\n\ndata: plain text\n\n")
     stubber = stubbed(monkeypatch, "bedrock-agentcore")
     stubber.add_response("invoke_agent_runtime", {"contentType": "text/event-stream", "response": body(stream)})
-    assert runtime.invoke(ARN, {}, SESSION, settings=local) == [
+    assert deploy.invoke(ARN, {}, SESSION, settings=local) == [
         {"progress": 1}, {"jsonrpc": "2.0", "id": 1}, "plain text"]
 
 
 def test_invoke_returns_other_answers_as_text(monkeypatch: pytest.MonkeyPatch, local: config.Settings) -> None:
     stubber = stubbed(monkeypatch, "bedrock-agentcore")
     stubber.add_response("invoke_agent_runtime", {"contentType": "text/plain", "response": body(b"done")})
-    assert runtime.invoke(ARN, {}, SESSION, settings=local) == "done"
+    assert deploy.invoke(ARN, {}, SESSION, settings=local) == "done"
 
 
 def test_invoke_sends_extra_headers_signed(monkeypatch: pytest.MonkeyPatch, local: config.Settings) -> None:
@@ -417,10 +418,10 @@ def test_invoke_sends_extra_headers_signed(monkeypatch: pytest.MonkeyPatch, loca
         return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, raw)
 
     client.meta.events.register("before-send.bedrock-agentcore.InvokeAgentRuntime", answer)
-    monkeypatch.setattr(runtime, "_client", lambda service, settings, **_: client)
+    monkeypatch.setattr(deploy, "_client", lambda service, settings, **_: client)
     actor = "X-Amzn-Bedrock-AgentCore-Runtime-Custom-Actor-Id"
 
-    assert runtime.invoke(ARN, {"q": 1}, SESSION, settings=local, headers={actor: "user-1"}) == {"ok": True}
+    assert deploy.invoke(ARN, {"q": 1}, SESSION, settings=local, headers={actor: "user-1"}) == {"ok": True}
 
     headers = sent[0].headers  # a prepared request: header values are bytes
     assert headers[actor] == b"user-1"
@@ -430,13 +431,13 @@ def test_invoke_sends_extra_headers_signed(monkeypatch: pytest.MonkeyPatch, loca
 
 
 def test_invoke_checks_the_session_id_first(monkeypatch: pytest.MonkeyPatch, local: config.Settings) -> None:
-    monkeypatch.setattr(runtime, "_client", lambda *a, **k: pytest.fail("no request for a bad session id"))
+    monkeypatch.setattr(deploy, "_client", lambda *a, **k: pytest.fail("no request for a bad session id"))
     with pytest.raises(ValueError, match=r"at least 33 characters.*got 7.*new_session_id"):
-        runtime.invoke(ARN, {}, "short-1", settings=local)
+        deploy.invoke(ARN, {}, "short-1", settings=local)
 
 
 def test_new_session_ids_are_long_enough_and_fresh() -> None:
-    ids = {runtime.new_session_id() for _ in range(100)}
+    ids = {deploy.new_session_id() for _ in range(100)}
     assert len(ids) == 100
     assert all(len(i) >= 33 and i[0].isalnum() and set(i) <= set("abcdefghijklmnopqrstuvwxyz0123456789-")
                for i in ids)
@@ -459,12 +460,12 @@ def test_new_session_ids_are_long_enough_and_fresh() -> None:
 ])
 def test_bad_input_is_refused_before_any_request(monkeypatch: pytest.MonkeyPatch, local: config.Settings,
                                                  source: Path, change: dict[str, Any], message: str) -> None:
-    monkeypatch.setattr(runtime, "_client", lambda *a, **k: pytest.fail("no request for bad input"))
+    monkeypatch.setattr(deploy, "_client", lambda *a, **k: pytest.fail("no request for bad input"))
     arguments: dict[str, Any] = {"name": "lab_agent", "source": source, "entry_point": "app.py", **change}
     with pytest.raises(ValueError, match=message):
-        runtime.deploy(**arguments, settings=local)
+        deploy.deploy(**arguments, settings=local)
 
 
 def test_a_source_that_is_not_a_directory_is_refused(local: config.Settings, source: Path) -> None:
     with pytest.raises(ValueError, match="source must be a directory"):
-        runtime.deploy("lab_agent", source / "app.py", "app.py", settings=local)
+        deploy.deploy("lab_agent", source / "app.py", "app.py", settings=local)

@@ -1,4 +1,4 @@
-"""lab_helpers.tasks: every state transition, cancel, failure, expiry, and clear errors."""
+"""patterns.task_registry: every state transition, cancel, failure, expiry, and clear errors."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from lab_helpers.tasks import TaskLookupError, TaskManager, TaskStateError, TaskStatus, parse_task_id
+from patterns.task_registry import TaskLookupError, TaskManager, TaskStateError, TaskStatus, parse_task_id
 
 
 class Clock:

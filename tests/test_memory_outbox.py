@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
 
-from lab_helpers.identity import Identity
-from lab_helpers.task_memory import TaskMemory
-from lab_helpers.task_records import (
+from patterns.caller_identity import Identity
+from patterns.memory_outbox import TaskMemory
+from patterns.task_records import (
     NOTICE_MARKER, TaskRecord, event_request, notice_text, parse_notice, record_from_event,
 )
 

@@ -1,4 +1,4 @@
-"""lab_helpers.memory: one call points the kernel at AgentCore; the lessons' memory is get-or-create."""
+"""lab_helpers.agentcore: one call points the kernel at AgentCore; the lessons' memory is get-or-create."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lab_helpers import config, servers
-from lab_helpers.memory import ENDPOINT_VARIABLES, get_or_create_memory, use_agentcore
+from lab_helpers import config, processes
+from lab_helpers.agentcore import ENDPOINT_VARIABLES, get_or_create_memory, use_agentcore
 
 VARIABLES = (*ENDPOINT_VARIABLES, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
              "AWS_EC2_METADATA_DISABLED")
@@ -25,12 +25,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     yield
-    servers.stop_all()
+    processes.stop_all()
 
 
 @pytest.fixture
 def local(settings: config.Settings, tmp_path: Path) -> config.Settings:
-    return dataclasses.replace(settings, emulator_port=servers.free_port(), emulator_db=tmp_path / "agentcore.db")
+    return dataclasses.replace(settings, emulator_port=processes.free_port(), emulator_db=tmp_path / "agentcore.db")
 
 
 def test_local_mode_starts_the_emulator_once_and_points_boto3_at_it(clean_env: None, local: config.Settings) -> None:
@@ -57,10 +57,10 @@ def test_the_lesson_memory_is_created_once_and_found_afterwards(clean_env: None,
 def test_a_port_taken_by_something_else_is_named(clean_env: None, local: config.Settings, tmp_path: Path) -> None:
     script = tmp_path / "other.py"
     script.write_text(
-        "from lab_helpers import config\nfrom lab_helpers.serving import LabMCPServer, serve\n"
+        "from lab_helpers import config\nfrom lab_helpers.asgi import LabMCPServer, serve\n"
         "serve(LabMCPServer('someone-else', config.load()))\n"
     )
-    with servers.ServerProcess(script, port=local.emulator_port, settings=local):
+    with processes.ServerProcess(script, port=local.emulator_port, settings=local):
         with pytest.raises(RuntimeError, match="answers, but not as the AgentCore emulator"):
             use_agentcore(local)
 

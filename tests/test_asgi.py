@@ -1,4 +1,4 @@
-"""lab_helpers.serving: the command line, and the keep-alive timer fix."""
+"""lab_helpers.asgi: the command line, and the keep-alive timer fix."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from lab_helpers.serving import _HttpProtocol, parse_args
+from lab_helpers.asgi import _HttpProtocol, parse_args
 
 
 def test_defaults_bind_loopback_on_the_runtime_port() -> None:

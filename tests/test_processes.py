@@ -1,4 +1,4 @@
-"""lab_helpers.servers: real processes, started, stopped, killed, restarted, never orphaned."""
+"""lab_helpers.processes: real processes, started, stopped, killed, restarted, never orphaned."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from lab_helpers import config, servers
-from lab_helpers.servers import ServerProcess, ServerStartError
+from lab_helpers import config, processes
+from lab_helpers.processes import ServerProcess, ServerStartError
 
 TINY_SERVER = textwrap.dedent(
     """
     from lab_helpers import config
-    from lab_helpers.serving import LabMCPServer, serve
+    from lab_helpers.asgi import LabMCPServer, serve
     server = LabMCPServer("tiny", config.load())
 
     @server.tool()
@@ -65,14 +65,14 @@ def test_starts_on_loopback_and_a_free_port_and_answers(tiny_script: Path, setti
         assert server.is_running
         assert server.url == f"http://127.0.0.1:{server.port}/mcp"
         assert httpx.get(server.base_url + "/health").json() == {"status": "ok", "server": "tiny"}
-        assert server in servers.running()
+        assert server in processes.running()
         assert "starting" in server.log_text()
     assert not server.is_running
-    assert server not in servers.running()
+    assert server not in processes.running()
 
 
 def test_stop_kill_and_restart(tiny_script: Path, settings: config.Settings) -> None:
-    server = servers.start(tiny_script, settings=settings)
+    server = processes.start(tiny_script, settings=settings)
     try:
         first_pid, port = server.pid, server.port
         assert server.kill() == -signal.SIGKILL
@@ -134,7 +134,7 @@ PARENT = textwrap.dedent(
     """
     import sys, time
     from lab_helpers import config
-    from lab_helpers.servers import ServerProcess
+    from lab_helpers.processes import ServerProcess
     settings = config.load(logs_dir={logs!r})
     server = ServerProcess({script!r}, settings=settings).start()
     print(server.pid, flush=True)

@@ -18,7 +18,7 @@ bite attendees:
   (about 8 KB) stayed alive for the whole 75 s keep-alive: a polling client grew
   the server's memory with every call (seen in ``bench/task_load.py``).
 
-A server script ends with ``serve(server)``; :mod:`lab_helpers.servers` starts it
+A server script ends with ``serve(server)``; :mod:`lab_helpers.processes` starts it
 with ``--host`` and ``--port`` and waits for ``GET /health`` to answer.
 """
 
@@ -42,7 +42,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from lab_helpers import config
-from lab_helpers.event_store import InMemoryEventStore
+from patterns.event_store import InMemoryEventStore
 from lab_helpers.training import EPOCH_SECONDS
 
 #: How long idle HTTP connections stay open: well above any client's poll interval.

@@ -28,10 +28,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from lab_helpers import config
-from lab_helpers.agentcore_local.runtime import SESSION_HEADER, RuntimeService
-from lab_helpers.agentcore_local.store import (
-    STRATEGY_TYPES, Invalid, NotFound, Store, StoreError, _encode_token, _offset_token,
-)
+from lab_helpers.emulator.runtime_sessions import SESSION_HEADER, RuntimeService
+from lab_helpers.emulator.errors import Invalid, NotFound, StoreError
+from lab_helpers.emulator.memory_store import STRATEGY_TYPES, Store, _encode_token, _offset_token
 
 log = logging.getLogger(__name__)
 

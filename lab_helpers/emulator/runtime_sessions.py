@@ -22,7 +22,7 @@ The artifact, locally, is a code directory on this machine, named where AWS name
 
 and the session process is ``python <prefix>/<entryPoint[0]> --host 127.0.0.1 --port <free port>``, with the
 runtime's ``environmentVariables`` and the emulator itself as its AgentCore endpoint. In AWS the same field
-names an S3 zip (see :mod:`lab_helpers.runtime`).
+names an S3 zip (see :mod:`lab_helpers.deploy`).
 
 Time: AWS accepts lifecycle settings of 60 s and more, and botocore enforces that. The emulator runs them at the
 workbench's time scale (``LAB_TIME_SCALE``, read when it starts), so the default 15-minute idle timeout lasts
@@ -48,8 +48,9 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from lab_helpers import config
-from lab_helpers.agentcore_local.store import ACCOUNT_ID, Invalid, NotFound, Store, StoreError, random_suffix
-from lab_helpers.servers import ServerProcess, ServerStartError
+from lab_helpers.emulator.errors import Conflict, Invalid, NotFound, StoreError
+from lab_helpers.emulator.memory_store import ACCOUNT_ID, Store, random_suffix
+from lab_helpers.processes import ServerProcess, ServerStartError
 
 log = logging.getLogger(__name__)
 
@@ -381,11 +382,6 @@ class RuntimeService:
                           "idleSeconds": round(now - s.last_activity, 3)} for s in self.sessions.values()],
             "transitions": self.transitions,
         }
-
-
-class Conflict(StoreError):
-    code = "ConflictException"
-    status = 409
 
 
 def _create_answer(doc: dict[str, Any]) -> dict[str, Any]:

@@ -1,10 +1,10 @@
-"""lab_helpers.identity: both header styles, explicit first, and a clear error for anything else."""
+"""patterns.caller_identity: both header styles, explicit first, and a clear error for anything else."""
 
 from __future__ import annotations
 
 import pytest
 
-from lab_helpers.identity import (
+from patterns.caller_identity import (
     ACTOR_HEADER, MCP_SESSION_HEADER, MEMORY_HEADER, SESSION_HEADER, Identity, IdentityError, identity_from_headers,
 )
 

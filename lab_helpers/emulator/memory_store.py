@@ -51,6 +51,8 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from lab_helpers.emulator.errors import Conflict, Invalid, NotFound, StoreError
+
 ACCOUNT_ID = "123456789012"
 _ALNUM = string.ascii_letters + string.digits
 
@@ -114,36 +116,6 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_by_memory ON records (memory_id, namespace);
 CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(text, tokenize='porter unicode61');
 """
-
-
-class StoreError(Exception):
-    """Base of the errors the HTTP layer maps to AWS error types."""
-
-    code = "ServiceException"
-    status = 500
-
-    def __init__(self, message: str, reason: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.reason = reason
-
-
-class NotFound(StoreError):
-    code = "ResourceNotFoundException"
-    status = 404
-
-
-class Invalid(StoreError):
-    code = "ValidationException"
-    status = 400
-
-    def __init__(self, message: str, reason: str = "FieldValidationFailed") -> None:
-        super().__init__(message, reason)
-
-
-class Conflict(StoreError):
-    code = "ConflictException"
-    status = 409
 
 
 def random_suffix(n: int = 10) -> str:

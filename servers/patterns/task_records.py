@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lab_helpers.identity import Identity
+from patterns.caller_identity import Identity
 
 T = TypeVar("T")
 

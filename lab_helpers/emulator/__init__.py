@@ -1,0 +1,16 @@
+"""A local emulator of Amazon Bedrock AgentCore (Memory and Runtime) that speaks the real AWS wire protocol.
+
+boto3, ``bedrock_agentcore.memory.MemoryClient``, Strands' ``AgentCoreMemorySessionManager`` and
+``bedrock_agentcore.runtime.AgentCoreRuntimeClient`` work against it unchanged once
+``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`` and ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL`` point at it.
+Plumbing: read it to see how AWS behaves, not to learn a lesson's pattern.
+
+* ``memory_store``: AgentCore Memory's events and records, durable in SQLite;
+* ``runtime_sessions``: AgentCore Runtime's runtimes, one process per session, and its session lifecycle;
+* ``api``: the rest-json HTTP application of both planes (data and control) on one port;
+* ``errors``: the AWS error types both answer with;
+* ``__main__``: ``python -m lab_helpers.emulator serve`` (port and database default to ``LAB_EMULATOR_PORT`` and
+  ``LAB_EMULATOR_DB``, see :mod:`lab_helpers.config`).
+
+:func:`lab_helpers.agentcore.use_agentcore` starts it for a notebook.
+"""

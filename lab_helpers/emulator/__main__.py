@@ -1,0 +1,59 @@
+"""Run the local AgentCore emulator (Memory and Runtime, one port).
+
+    python -m lab_helpers.emulator serve [--host 127.0.0.1] [--port 8787] [--db PATH]
+    python -m lab_helpers.agentcore_local serve ...   (the older spelling, still accepted)
+
+The word ``serve`` is optional and the options may come before or after it, so the file also runs as a script
+path, which is how ``lab_helpers.processes.ServerProcess`` starts servers::
+
+    ServerProcess(Path("lab_helpers/emulator/__main__.py"), "--db", str(db), name="agentcore-local")
+
+Then point ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`` and ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL`` at
+``http://127.0.0.1:PORT``. ``GET /health`` answers 200 once the database is open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+if __package__ in (None, ""):  # run as a script path: make `lab_helpers` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    from lab_helpers import config
+
+    settings = config.load()
+    parser = argparse.ArgumentParser(prog="python -m lab_helpers.emulator",
+                                     description="Local emulator of Amazon Bedrock AgentCore Memory and Runtime")
+    parser.add_argument("command", nargs="?", default="serve", choices=["serve"], help="what to do (default: serve)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=settings.emulator_port,
+                        help=f"port (default: LAB_EMULATOR_PORT, {settings.emulator_port})")
+    parser.add_argument("--db", type=Path, default=settings.emulator_db,
+                        help=f"SQLite database file (default: LAB_EMULATOR_DB, {settings.emulator_db})")
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from lab_helpers.emulator.api import create_app
+    from lab_helpers.asgi import run_app
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(args.db, endpoint=f"http://{args.host}:{args.port}")
+    logging.getLogger("lab_helpers.emulator").warning(
+        "agentcore-local serving on http://%s:%d (db %s)", args.host, args.port, args.db
+    )
+    run_app(app, args.host, args.port)
+
+
+if __name__ == "__main__":
+    main()
