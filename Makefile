@@ -26,7 +26,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (agentcore-longrun-lab)" > /dev/null
 	@touch $@
 
-## lab: set up, start the local AgentCore emulator, then serve JupyterLab on notebooks/ at http://127.0.0.1:$(LAB_JUPYTER_PORT)
+## lab: set up, start the local AgentCore emulator, then serve JupyterLab on the repository at http://127.0.0.1:$(LAB_JUPYTER_PORT)
+# It is rooted at the repository so the servers/ and lab_helpers/ files the lessons point to open from the file
+# browser; it opens notebook 00 first.
 # The emulator (local mode only) runs as long as JupyterLab does; its data stays in build/agentcore-local/.
 lab: $(STAMP)
 	@$(BIN)/python -m lab_helpers doctor || true
@@ -35,7 +37,7 @@ lab: $(STAMP)
 	  emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
 	  echo "AgentCore emulator on http://127.0.0.1:$(LAB_EMULATOR_PORT) (log: build/agentcore-local.log)"; \
 	fi; \
-	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir notebooks --no-browser $(ALLOW_ROOT)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir . --ServerApp.default_url=/lab/tree/notebooks/00_setup.ipynb --no-browser $(ALLOW_ROOT)
 
 ## test: set up, then every test and every notebook (papermill and nbval), at CI time scale
 test: $(STAMP) redis-for-ci
