@@ -1,7 +1,8 @@
-"""How every MCP server in ``servers/`` is built and served.
+"""How every server in ``servers/`` (and the AgentCore emulator) is built and served as an ASGI app.
 
-Two things here fix behaviour of the stock mcp 2.x server that would otherwise
-bite attendees:
+ASGI is Python's interface between an async web application and the server that runs it (uvicorn here).
+Plumbing: the lessons' patterns are in ``servers/patterns/``. Three things here fix behaviour of the stock
+mcp 2.x server and uvicorn that would otherwise bite attendees:
 
 * :class:`LabMCPServer` rejects tool arguments the tool does not declare. The
   stock server silently ignores them, so a typo such as ``epoch=5`` would quietly
@@ -9,7 +10,7 @@ bite attendees:
 * :func:`serve` runs the app under uvicorn with a 75 s keep-alive. ``MCPServer.run``
   keeps uvicorn's 5 s default, which races the client's own ~5 s idle-connection
   drop: a client polling every ~5 s then sees ``ReadError`` now and then
-  (see ``shared/STACK.md``, "the 5-second keep-alive race").
+  (the 5-second keep-alive race, measured in this repository's early benchmarks).
 * :class:`_HttpProtocol` is uvicorn's httptools protocol (a third faster per call than
   its h11 one, which kept the Memory emulator under its benchmark target) and also
   cancels the keep-alive timer of a connection that was reset. uvicorn 0.54 cancels
@@ -18,7 +19,7 @@ bite attendees:
   (about 8 KB) stayed alive for the whole 75 s keep-alive: a polling client grew
   the server's memory with every call (seen in ``bench/task_load.py``).
 
-A server script ends with ``serve(server)``; :mod:`lab_helpers.processes` starts it
+A server script ends with ``serve(build_server(...))``; :mod:`lab_helpers.processes` starts it
 with ``--host`` and ``--port`` and waits for ``GET /health`` to answer.
 """
 
@@ -57,13 +58,34 @@ RETRY_INTERVAL_MS = 200
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
 
+def add_standard_routes(server: Any, settings: config.Settings, info: Callable[[], dict[str, Any]] | None = None) -> None:
+    """``GET /health`` and the ``server_info`` tool, the same on every MCP server here (mcp's and fastmcp's alike).
+
+    ``/health`` is what :class:`lab_helpers.processes.ServerProcess` waits for before it hands a server to a
+    notebook; ``server_info`` says who answers (the process id shows a restart) and with which settings, and is
+    the cheapest tool, the latency floor in the benchmarks. ``info`` adds a server's own fields to both.
+    """
+
+    def describe() -> dict[str, Any]:
+        return {"server": server.name, "pid": os.getpid(), "time_scale": settings.time_scale,
+                "epoch_seconds": settings.scaled(EPOCH_SECONDS), "max_epochs": settings.max_epochs,
+                **(info() if info else {})}
+
+    @server.custom_route("/health", methods=["GET"])
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", **describe()})
+
+    @server.tool()
+    async def server_info() -> dict[str, Any]:
+        """Who is answering: process id, time scale and limits (also the cheapest call, a latency floor)."""
+        return describe()
+
+
 class LabMCPServer(MCPServer):
     """An MCPServer with the workbench's conventions.
 
-    Unknown tool arguments get a clear tool error; ``GET /health`` answers when
-    the server is up; the ``server_info`` tool says who answers (process id, so a
-    lesson can see a restart) and with which settings. It is also the cheapest
-    tool, the latency floor in the benchmarks.
+    Unknown tool arguments get a clear tool error, and every server has ``GET /health`` and the ``server_info``
+    tool (:func:`add_standard_routes`).
     """
 
     def __init__(
@@ -76,22 +98,7 @@ class LabMCPServer(MCPServer):
         kwargs.setdefault("log_level", "WARNING")
         super().__init__(name, **kwargs)
         self.lab_settings = settings
-
-        @self.custom_route("/health", methods=["GET"])
-        async def health(_: Request) -> JSONResponse:
-            return JSONResponse({"status": "ok", "server": self.name})
-
-        @self.tool()
-        async def server_info() -> dict[str, Any]:
-            """Who is answering: process id, time scale and limits (also the cheapest call, a latency floor)."""
-            return {
-                "server": self.name,
-                "pid": os.getpid(),
-                "time_scale": settings.time_scale,
-                "epoch_seconds": settings.scaled(EPOCH_SECONDS),
-                "max_epochs": settings.max_epochs,
-                **(info() if info else {}),
-            }
+        add_standard_routes(self, settings, info)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -117,20 +124,31 @@ class _HttpProtocol(HttpToolsProtocol):
 
 
 def parse_args(
-    argv: Sequence[str] | None = None, description: str | None = None, default_port: int = 8000
+    argv: Sequence[str] | None = None,
+    description: str | None = None,
+    default_port: int = 8000,
+    *,
+    resumable: bool = False,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
-    """The command line every server script accepts (AgentCore Runtime's ports: 8000 for MCP, 8080 for agents)."""
+    """The command line every server script accepts (AgentCore Runtime's ports: 8000 for MCP, 8080 for agents).
+
+    ``resumable`` adds ``--resumable`` (mcp servers served by :func:`serve`); ``extra`` adds a server's own options.
+    """
     parser = argparse.ArgumentParser(description=description)
     # LAB_HOST=0.0.0.0 is how a deployment to AWS AgentCore Runtime makes a server reachable inside its microVM.
     host = os.environ.get("LAB_HOST", "").strip() or "127.0.0.1"
     parser.add_argument("--host", default=host, help=f"address to bind (default: LAB_HOST, else 127.0.0.1; now {host})")
     parser.add_argument("--port", type=int, default=default_port,
                         help=f"port to listen on (default: {default_port}, as on AgentCore Runtime)")
-    parser.add_argument(
-        "--resumable",
-        action="store_true",
-        help="keep sent events in an event store so a dropped stream can be resumed with Last-Event-ID",
-    )
+    if resumable:
+        parser.add_argument(
+            "--resumable",
+            action="store_true",
+            help="keep sent events in an event store so a dropped stream can be resumed with Last-Event-ID",
+        )
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
@@ -153,7 +171,7 @@ def serve(
     server's background tasks still run (code after ``serve()`` never runs: uvicorn
     re-raises the SIGTERM it caught once it has stopped).
     """
-    args = parse_args(argv, description=server.instructions)
+    args = parse_args(argv, description=server.instructions, resumable=True)
     if stateless and args.resumable:
         raise SystemExit("--resumable needs a stateful server: a stateless one keeps no event store")
     event_store = InMemoryEventStore() if args.resumable else None

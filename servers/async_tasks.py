@@ -8,86 +8,75 @@ with the id, from the same connection or a brand-new one:
 * ``get_task_results(task_id)``: the computed scores and artifact path, or why not yet;
 * ``list_tasks()`` and ``cancel_task(task_id)``.
 
-Finished tasks are kept for ``LAB_TASK_RETENTION_SECONDS`` lesson seconds, then
-expire. All of it lives in this process's memory: restart the server and every
+Finished tasks are kept for ``LAB_TASK_RETENTION_SECONDS`` (scaled by the time scale),
+then expire. All of it lives in this process's memory: restart the server and every
 task id answers "unknown task". Run: ``python servers/async_tasks.py --port 8000``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from mcp.server.mcpserver.exceptions import ToolError
 
 from lab_helpers import config
 from lab_helpers.asgi import LabMCPServer, serve
-from patterns.task_registry import TaskError, TaskManager
 from lab_helpers.training import DEFAULT_LEARNING_RATE, training_work, validate_request
-
-settings = config.load()
-tasks = TaskManager(retention_seconds=settings.scaled(settings.task_retention_seconds))
-server = LabMCPServer(
-    "async-tasks",
-    settings,
-    info=lambda: {"task_retention_seconds": tasks.retention_seconds, "tasks": len(tasks)},
-    instructions="Starts training runs in the background and answers questions about them by task id.",
-)
+from patterns.task_registry import TaskError, TaskManager
+from patterns.tool_errors import tool_errors
 
 
-def _answer(question: Callable[[], Any]) -> Any:
-    """Run a task-registry call; its errors (unknown id, wrong state) become readable tool errors."""
-    try:
-        return question()
-    except TaskError as error:
-        raise ToolError(str(error)) from error
+def build_server(settings: config.Settings) -> LabMCPServer:
+    """The server, its task registry (in this process's memory) and the five tools around a task id."""
+    tasks = TaskManager(retention_seconds=settings.scaled(settings.task_retention_seconds))
+    server = LabMCPServer(
+        "async-tasks",
+        settings,
+        info=lambda: {"task_retention_seconds": tasks.retention_seconds, "tasks": len(tasks)},
+        instructions="Starts training runs in the background and answers questions about them by task id.",
+    )
 
+    @server.tool()
+    async def model_training(
+        model_name: str, epochs: int = 10, learning_rate: float = DEFAULT_LEARNING_RATE
+    ) -> dict[str, Any]:
+        """Start training a small classifier in the background and return its task id at once.
 
-@server.tool()
-async def model_training(
-    model_name: str, epochs: int = 10, learning_rate: float = DEFAULT_LEARNING_RATE
-) -> dict[str, Any]:
-    """Start training a small classifier in the background and return its task id at once.
+        Keep the task id: check_task_status, get_task_results and cancel_task need it.
+        """
+        with tool_errors(ValueError):
+            validate_request(model_name, epochs, max_epochs=settings.max_epochs, learning_rate=learning_rate)
+        work = training_work(settings, model_name, epochs, learning_rate=learning_rate)
+        task = tasks.submit(model_name, epochs, work)
+        return {
+            **task.to_dict(tasks.now()),
+            "next": f"training runs in the background; call check_task_status with task_id {task.task_id!r}",
+        }
 
-    Keep the task id: check_task_status, get_task_results and cancel_task need it.
-    """
-    try:
-        validate_request(model_name, epochs, max_epochs=settings.max_epochs, learning_rate=learning_rate)
-    except ValueError as error:
-        raise ToolError(str(error)) from error
+    @server.tool()
+    async def check_task_status(task_id: str) -> dict[str, Any]:
+        """Status (submitted, running, completed, failed, cancelled), progress, timestamps and message of a task."""
+        with tool_errors(TaskError):
+            return tasks.get(task_id).to_dict(tasks.now())
 
-    work = training_work(settings, model_name, epochs, learning_rate=learning_rate)
-    task = tasks.submit(model_name, epochs, work)
-    return {
-        **task.to_dict(tasks.now()),
-        "next": f"training runs in the background; call check_task_status with task_id {task.task_id!r}",
-    }
+    @server.tool()
+    async def get_task_results(task_id: str) -> dict[str, Any]:
+        """The scores and artifact path of a completed task; an error naming the status otherwise."""
+        with tool_errors(TaskError):
+            return {"task_id": tasks.get(task_id).task_id, **tasks.results(task_id)}
 
+    @server.tool()
+    async def list_tasks() -> dict[str, Any]:
+        """Every task this server still holds, newest first, with a count per status."""
+        now = tasks.now()
+        return {"tasks": [task.to_dict(now) for task in tasks.list()], "counts": tasks.counts()}
 
-@server.tool()
-async def check_task_status(task_id: str) -> dict[str, Any]:
-    """Status (submitted, running, completed, failed, cancelled), progress, timestamps and message of a task."""
-    return _answer(lambda: tasks.get(task_id).to_dict(tasks.now()))
+    @server.tool()
+    async def cancel_task(task_id: str) -> dict[str, Any]:
+        """Stop a submitted or running task; it ends as cancelled."""
+        with tool_errors(TaskError):
+            return tasks.cancel(task_id).to_dict(tasks.now())
 
-
-@server.tool()
-async def get_task_results(task_id: str) -> dict[str, Any]:
-    """The scores and artifact path of a completed task; an error naming the status otherwise."""
-    return _answer(lambda: {"task_id": tasks.get(task_id).task_id, **tasks.results(task_id)})
-
-
-@server.tool()
-async def list_tasks() -> dict[str, Any]:
-    """Every task this server still holds, newest first, with a count per status."""
-    now = tasks.now()
-    return {"tasks": [task.to_dict(now) for task in tasks.list()], "counts": tasks.counts()}
-
-
-@server.tool()
-async def cancel_task(task_id: str) -> dict[str, Any]:
-    """Stop a submitted or running task; it ends as cancelled."""
-    return _answer(lambda: tasks.cancel(task_id).to_dict(tasks.now()))
+    return server
 
 
 if __name__ == "__main__":
-    serve(server)
+    serve(build_server(config.load()))

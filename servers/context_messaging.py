@@ -22,69 +22,65 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from lab_helpers import config
-from patterns.heartbeat import heartbeat
 from lab_helpers.asgi import LabMCPServer, serve
-from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, TrainingError, TrainingResult, train_with_settings
-
-settings = config.load()
-server = LabMCPServer(
-    "context-messaging",
-    settings,
-    instructions="Trains a small model while keeping the call alive with progress notifications or heartbeats.",
-)
+from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, TrainingError, train_with_settings
+from patterns.heartbeat import heartbeat
+from patterns.tool_errors import tool_errors
 
 
-async def _run_training(
-    model_name: str, epochs: int, learning_rate: float, on_epoch: Any = None
-) -> TrainingResult:
-    """Train with the server's settings; bad input and failed runs become readable tool errors."""
-    try:
-        return await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate, on_epoch=on_epoch)
-    except (ValueError, TrainingError) as error:
-        raise ToolError(str(error)) from error
+def build_server(settings: config.Settings) -> LabMCPServer:
+    """The server and its two tools; ``settings`` pace the training (``LAB_TIME_SCALE``) and bound its size."""
+    server = LabMCPServer(
+        "context-messaging",
+        settings,
+        instructions="Trains a small model while keeping the call alive with progress notifications or heartbeats.",
+    )
 
+    @server.tool()
+    async def train_model(
+        ctx: Context, model_name: str, epochs: int = 10, learning_rate: float = DEFAULT_LEARNING_RATE
+    ) -> dict[str, Any]:
+        """Train a small classifier for `epochs` epochs, reporting progress after every epoch.
 
-@server.tool()
-async def train_model(
-    model_name: str, epochs: int = 10, learning_rate: float = DEFAULT_LEARNING_RATE, ctx: Context = None
-) -> dict[str, Any]:
-    """Train a small classifier for `epochs` epochs, reporting progress after every epoch.
+        Returns the final training and validation scores, the per-epoch history and
+        the path of the saved model artifact.
+        """
 
-    Returns the final training and validation scores, the per-epoch history and
-    the path of the saved model artifact.
-    """
+        async def report(scores: EpochScores) -> None:
+            await ctx.report_progress(scores.epoch, scores.epochs, scores.summary())
 
-    async def report(scores: EpochScores) -> None:
-        await ctx.report_progress(scores.epoch, scores.epochs, scores.summary())
+        with tool_errors(ValueError, TrainingError):
+            result = await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate,
+                                               on_epoch=report)
+        return result.to_dict()
 
-    result = await _run_training(model_name, epochs, learning_rate, on_epoch=report)
-    return result.to_dict()
+    @server.tool()
+    async def train_model_with_heartbeat(
+        ctx: Context,
+        model_name: str,
+        epochs: int = 10,
+        heartbeat_seconds: float = 2.0,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+    ) -> dict[str, Any]:
+        """Train like `train_model` but report no progress: send a heartbeat log message every `heartbeat_seconds`.
 
+        For work whose progress cannot be measured. `heartbeat_seconds` is paced like the
+        epochs (scaled by the server's time scale), between 0.1 and 300.
+        """
+        if not 0.1 <= heartbeat_seconds <= 300:
+            raise ToolError(f"heartbeat_seconds must be between 0.1 and 300, got {heartbeat_seconds!r}")
+        interval = max(settings.scaled(heartbeat_seconds), 0.01)
 
-@server.tool()
-async def train_model_with_heartbeat(
-    model_name: str,
-    epochs: int = 10,
-    heartbeat_seconds: float = 2.0,
-    learning_rate: float = DEFAULT_LEARNING_RATE,
-    ctx: Context = None,
-) -> dict[str, Any]:
-    """Train like `train_model` but report no progress: send a heartbeat log message every `heartbeat_seconds`.
+        async def beat(count: int, elapsed: float) -> None:
+            await ctx.info(f"heartbeat {count}: still training {model_name!r} ({elapsed:.1f} s elapsed)")
 
-    For work whose progress cannot be measured. `heartbeat_seconds` is in lesson
-    seconds (scaled by the server's time scale like the epochs are), between 0.1 and 300.
-    """
-    if not 0.1 <= heartbeat_seconds <= 300:
-        raise ToolError(f"heartbeat_seconds must be between 0.1 and 300, got {heartbeat_seconds!r}")
-    interval = max(settings.scaled(heartbeat_seconds), 0.01)
+        async with heartbeat(beat, interval) as beats:
+            with tool_errors(ValueError, TrainingError):
+                result = await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate)
+        return {**result.to_dict(), "heartbeats_sent": beats.beats}
 
-    async def beat(count: int, elapsed: float) -> None:
-        await ctx.info(f"heartbeat {count}: still training {model_name!r} ({elapsed:.1f} s elapsed)")
-
-    async with heartbeat(beat, interval) as beats:
-        result = await _run_training(model_name, epochs, learning_rate)
-    return {**result.to_dict(), "heartbeats_sent": beats.beats}
+    return server
 
 
 if __name__ == "__main__":
-    serve(server)
+    serve(build_server(config.load()))

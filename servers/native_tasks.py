@@ -28,7 +28,6 @@ from datetime import timedelta
 from typing import Any
 
 from fastmcp import Context, FastMCP
-from fastmcp.dependencies import CurrentContext
 from fastmcp.exceptions import ToolError
 from fastmcp.server.middleware import CallNext, Middleware, MiddlewareContext
 from fastmcp.utilities.tasks import TaskConfig
@@ -36,13 +35,12 @@ from fastmcp_tasks import TasksExtension
 from fastmcp_tasks.context import get_task_context
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from lab_helpers import config
-from lab_helpers.asgi import run_app, with_shutdown
+from lab_helpers.asgi import add_standard_routes, parse_args, run_app, with_shutdown
 from lab_helpers.training import (DEFAULT_LEARNING_RATE, EpochScores, TrainingError, train_with_settings,
                                   validate_request)
+from patterns.tool_errors import tool_errors
 
 #: ``model_training``'s default number of epochs (also where the request is checked before a task exists).
 DEFAULT_EPOCHS = 10
@@ -101,12 +99,10 @@ class RejectBadTrainingRequests(Middleware):
     async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
         if context.message.name == "model_training":
             arguments = context.message.arguments or {}
-            try:
+            with tool_errors(ValueError, error=ToolError):
                 validate_request(arguments.get("model_name"), arguments.get("epochs", DEFAULT_EPOCHS),
                                  max_epochs=self.settings.max_epochs,
                                  learning_rate=arguments.get("learning_rate", DEFAULT_LEARNING_RATE))
-            except ValueError as error:
-                raise ToolError(str(error)) from error
         return await call_next(context)
 
 
@@ -122,21 +118,11 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
                                      concurrency=WORKER_CONCURRENCY))
     poll_interval = timedelta(seconds=max(MIN_POLL_SECONDS, settings.scaled(POLL_SECONDS)))
 
-    @mcp.custom_route("/health", methods=["GET"])
-    async def health(_: Request) -> JSONResponse:
-        """What ``ServerProcess`` waits for before it hands the server to a notebook."""
-        return JSONResponse({"status": "ok", "server": mcp.name, "backend": backend_kind(backend_url)})
-
-    @mcp.tool
-    async def server_info() -> dict[str, Any]:
-        """Who answers: process id (a restart shows a new one), task backend and time scale."""
-        return {"server": mcp.name, "pid": os.getpid(), "backend": backend_kind(backend_url),
-                "backend_url": backend_url, "time_scale": settings.time_scale}
+    add_standard_routes(mcp, settings, info=lambda: {"backend": backend_kind(backend_url), "backend_url": backend_url})
 
     @mcp.tool(task=TaskConfig(mode="optional", poll_interval=poll_interval))
     async def model_training(
-        model_name: str, epochs: int = DEFAULT_EPOCHS, learning_rate: float = DEFAULT_LEARNING_RATE,
-        ctx: Context = CurrentContext(),
+        ctx: Context, model_name: str, epochs: int = DEFAULT_EPOCHS, learning_rate: float = DEFAULT_LEARNING_RATE
     ) -> dict[str, Any]:
         """Train a small classifier and return its final scores and artifact path.
 
@@ -173,20 +159,18 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
     return mcp
 
 
-def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``--host``/``--port`` as every server here (see ``lab_helpers.asgi.parse_args``), plus ``--backend``."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    host = os.environ.get("LAB_HOST", "").strip() or "127.0.0.1"
+def _backend_option(parser: argparse.ArgumentParser) -> None:
+    """``--backend``, this server's one option beyond the ``--host``/``--port`` every server takes."""
     backend = os.environ.get("LAB_TASKS_BACKEND", "").strip() or "memory://"
-    parser.add_argument("--host", default=host, help=f"address to bind (default: LAB_HOST, else 127.0.0.1; now {host})")
-    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     parser.add_argument("--backend", default=backend, help="where tasks live: memory:// or redis://host:port/db "
                         f"(default: LAB_TASKS_BACKEND, else memory://; now {backend})")
-    args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+
+
+def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line of every server here (:func:`lab_helpers.asgi.parse_args`), plus ``--backend``."""
+    args = parse_args(argv, description=__doc__.splitlines()[0], extra=_backend_option)
     if not args.backend.startswith(("memory://", "redis://", "rediss://")):
-        parser.error(f"--backend must be memory:// or redis://host:port/db, got {args.backend!r}")
+        raise SystemExit(f"--backend must be memory:// or redis://host:port/db, got {args.backend!r}")
     return args
 
 

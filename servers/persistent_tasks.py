@@ -23,11 +23,13 @@ server runs stateless (as AgentCore Runtime hosts MCP servers), so that
 
 Run: ``python servers/persistent_tasks.py --port 8000`` (with the Memory endpoint and
 credentials in the environment: ``lab_helpers.agentcore.use_agentcore()`` sets them).
+Nothing happens at import: ``build_server`` makes the server, ``main`` connects to Memory and serves it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,27 +37,26 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 
 from lab_helpers import config
-from patterns.caller_identity import Identity, IdentityError, identity_from_headers
 from lab_helpers.asgi import LabMCPServer, serve
+from lab_helpers.training import DEFAULT_LEARNING_RATE, training_work, validate_request
+from patterns.caller_identity import Identity, IdentityError, identity_from_headers
 from patterns.memory_outbox import MemoryUnavailable, TaskMemory, memory_client
 from patterns.task_records import TaskRecord, now_iso, training_summary
 from patterns.task_registry import SHUTDOWN_MESSAGE, Task, TaskLookupError, TaskManager, TaskStatus, parse_task_id
-from lab_helpers.training import DEFAULT_LEARNING_RATE, training_work, validate_request
-
-settings = config.load()
+from patterns.tool_errors import tool_errors
 
 
 @dataclass(frozen=True)
-class Request:
+class TaskRequest:
     """What the registry keeps about who asked for a task, and how."""
 
     identity: Identity
     learning_rate: float
 
 
-def _record_of(task: Task) -> TaskRecord:
+def record_of(task: Task) -> TaskRecord:
     """The record of a live task's current state (work cut short by a server shutdown is ``interrupted``)."""
-    request: Request = task.owner
+    request: TaskRequest = task.owner
     status = "started" if task.status is TaskStatus.RUNNING else task.status.value
     if task.status is TaskStatus.CANCELLED and task.message == SHUTDOWN_MESSAGE:
         status = "interrupted"
@@ -64,36 +65,27 @@ def _record_of(task: Task) -> TaskRecord:
                       progress=task.progress, message=task.message, error=task.error, result=result)
 
 
-def _on_change(task: Task) -> None:
-    memory.record(_record_of(task), task.owner.identity)
+def recording_registry(settings: config.Settings, memory: TaskMemory) -> TaskManager:
+    """Notebook 02's task registry, with every transition of every task recorded in Memory for its caller."""
 
+    def on_change(task: Task) -> None:
+        memory.record(record_of(task), task.owner.identity)
 
-memory = TaskMemory(settings.state_dir / "persistent_tasks", memory_client(settings.region))
-tasks = TaskManager(retention_seconds=settings.scaled(settings.task_retention_seconds), on_change=_on_change)
-server = LabMCPServer(
-    "persistent-tasks",
-    settings,
-    info=lambda: {"tasks": len(tasks), "waiting_on_disk": len(memory.outbox()),
-                  "state_dir": str(memory.outbox_dir.parent)},
-    instructions="Starts training runs in the background; their outcome is recorded in AgentCore Memory.",
-)
+    return TaskManager(retention_seconds=settings.scaled(settings.task_retention_seconds), on_change=on_change)
 
 
 def _caller(ctx: Context) -> Identity:
-    try:
+    """Who is calling, from the request's headers; a tool error saying what to send when they do not say."""
+    with tool_errors(IdentityError):
         return identity_from_headers(ctx.headers)
-    except IdentityError as error:
-        raise ToolError(str(error)) from error
 
 
 def _task_id(task_id: object) -> str:
-    try:
+    with tool_errors(TaskLookupError):
         return parse_task_id(task_id)
-    except TaskLookupError as error:
-        raise ToolError(str(error)) from error
 
 
-def _live(identity: Identity, task_id: str) -> Task | None:
+def _live(tasks: TaskManager, identity: Identity, task_id: str) -> Task | None:
     """The task if this process runs (or recently ran) it for this caller; other callers' tasks stay invisible."""
     try:
         task = tasks.get(task_id)
@@ -102,7 +94,7 @@ def _live(identity: Identity, task_id: str) -> Task | None:
     return task if task.owner.identity == identity else None
 
 
-def _recorded(task_id: str, status: str) -> str:
+def _recorded(memory: TaskMemory, task_id: str, status: str) -> str:
     """Where the latest transition of a task is recorded: Memory, or (for now) the local outbox and why."""
     waiting = [p for p in memory.outbox(task_id=task_id) if p.record.status == status]
     if not waiting:
@@ -111,9 +103,9 @@ def _recorded(task_id: str, status: str) -> str:
     return f"local disk, waiting for Memory ({waiting[0].path}){why}"
 
 
-def _live_answer(task: Task) -> dict[str, Any]:
-    status = _record_of(task).status
-    return {**task.to_dict(tasks.now()), "source": "live", "recorded": _recorded(task.task_id, status)}
+def _live_answer(tasks: TaskManager, memory: TaskMemory, task: Task) -> dict[str, Any]:
+    status = record_of(task).status
+    return {**task.to_dict(tasks.now()), "source": "live", "recorded": _recorded(memory, task.task_id, status)}
 
 
 def _record_answer(record: TaskRecord, where: str) -> dict[str, Any]:
@@ -125,7 +117,7 @@ def _record_answer(record: TaskRecord, where: str) -> dict[str, Any]:
     }
 
 
-def _stored(identity: Identity, task_id: str) -> tuple[TaskRecord, str]:
+def _stored(memory: TaskMemory, identity: Identity, task_id: str) -> tuple[TaskRecord, str]:
     """The task's latest record from Memory (or the outbox), or a tool error saying why there is none."""
     try:
         record, where = memory.lookup(identity, task_id)
@@ -139,99 +131,114 @@ def _stored(identity: Identity, task_id: str) -> tuple[TaskRecord, str]:
     return record, where
 
 
-@server.tool()
-async def model_training(
-    ctx: Context, model_name: str, epochs: int = 10, learning_rate: float = DEFAULT_LEARNING_RATE
-) -> dict[str, Any]:
-    """Start training a small classifier in the background and return its task id at once.
+def build_server(settings: config.Settings, memory: TaskMemory, tasks: TaskManager) -> LabMCPServer:
+    """The server and its tools: ``tasks`` runs the trainings, ``memory`` records and recalls their fate."""
+    server = LabMCPServer(
+        "persistent-tasks",
+        settings,
+        info=lambda: {"tasks": len(tasks), "waiting_on_disk": len(memory.outbox()),
+                      "state_dir": str(memory.outbox_dir.parent)},
+        instructions="Starts training runs in the background; their outcome is recorded in AgentCore Memory.",
+    )
 
-    The outcome (scores, or why it failed) is recorded in AgentCore Memory for your session,
-    so you will see it at your next turn even if this server restarts meanwhile.
-    """
-    identity = _caller(ctx)
-    try:
-        validate_request(model_name, epochs, max_epochs=settings.max_epochs, learning_rate=learning_rate)
-    except ValueError as error:
-        raise ToolError(str(error)) from error
+    @server.tool()
+    async def model_training(
+        ctx: Context, model_name: str, epochs: int = 10, learning_rate: float = DEFAULT_LEARNING_RATE
+    ) -> dict[str, Any]:
+        """Start training a small classifier in the background and return its task id at once.
 
-    work = training_work(settings, model_name, epochs, learning_rate=learning_rate)
-    task = tasks.submit(model_name, epochs, work, owner=Request(identity, learning_rate))
-    return {
-        **task.to_dict(tasks.now()),
-        "next": (f"training runs in the background; its outcome will be recorded in AgentCore Memory for session "
-                 f"{identity.session_id!r}; check_task_status with task_id {task.task_id!r} tells how it goes"),
-    }
+        The outcome (scores, or why it failed) is recorded in AgentCore Memory for your session,
+        so you will see it at your next turn even if this server restarts meanwhile.
+        """
+        identity = _caller(ctx)
+        with tool_errors(ValueError):
+            validate_request(model_name, epochs, max_epochs=settings.max_epochs, learning_rate=learning_rate)
+        work = training_work(settings, model_name, epochs, learning_rate=learning_rate)
+        task = tasks.submit(model_name, epochs, work, owner=TaskRequest(identity, learning_rate))
+        return {
+            **task.to_dict(tasks.now()),
+            "next": (f"training runs in the background; its outcome will be recorded in AgentCore Memory for "
+                     f"session {identity.session_id!r}; check_task_status with task_id {task.task_id!r} tells "
+                     "how it goes"),
+        }
 
+    @server.tool()
+    async def check_task_status(ctx: Context, task_id: str) -> dict[str, Any]:
+        """Status, progress and message of one of your tasks: live from this server, else from AgentCore Memory."""
+        identity, task_id = _caller(ctx), _task_id(task_id)
+        task = _live(tasks, identity, task_id)
+        if task is not None:
+            return _live_answer(tasks, memory, task)
+        return _record_answer(*_stored(memory, identity, task_id))
 
-@server.tool()
-async def check_task_status(ctx: Context, task_id: str) -> dict[str, Any]:
-    """Status, progress and message of one of your tasks: live from this server, else from AgentCore Memory."""
-    identity, task_id = _caller(ctx), _task_id(task_id)
-    task = _live(identity, task_id)
-    if task is not None:
-        return _live_answer(task)
-    return _record_answer(*_stored(identity, task_id))
+    @server.tool()
+    async def get_task_results(ctx: Context, task_id: str) -> dict[str, Any]:
+        """The scores and artifact path of a completed task (also after a server restart: read from Memory)."""
+        identity, task_id = _caller(ctx), _task_id(task_id)
+        task = _live(tasks, identity, task_id)
+        if task is not None and task.status is not TaskStatus.COMPLETED:
+            raise ToolError(f"task {task_id} has no results: status is {task.status.value}"
+                            + (f" ({task.error})" if task.error else f" ({task.progress}/{task.epochs} epochs)"))
+        record, where = (record_of(task), "live") if task is not None else _stored(memory, identity, task_id)
+        if record.status != "completed" or not record.result:
+            detail = record.error or record.message
+            raise ToolError(f"task {task_id} has no results: status is {record.status}"
+                            + (f" ({detail})" if detail else ""))
+        return {"task_id": task_id, **record.result, "source": where}
 
+    @server.tool()
+    async def list_tasks(ctx: Context) -> dict[str, Any]:
+        """Every task recorded for your actor and session, newest first, with a count per status."""
+        identity = _caller(ctx)
+        stored, problem = memory.latest_per_task(identity)
+        answers = {task_id: _record_answer(record, where) for task_id, (record, where) in stored.items()}
+        for task in tasks.list():
+            if task.owner.identity == identity:
+                answers[task.task_id] = _live_answer(tasks, memory, task)
+        listed = sorted(answers.values(), key=lambda a: a.get("submitted_at") or a.get("at") or "", reverse=True)
+        counts: dict[str, int] = {}
+        for answer in listed:
+            counts[answer["status"]] = counts.get(answer["status"], 0) + 1
+        return {"tasks": listed, "counts": counts, **({"memory_error": problem} if problem else {})}
 
-@server.tool()
-async def get_task_results(ctx: Context, task_id: str) -> dict[str, Any]:
-    """The scores and artifact path of a completed task (also after a server restart: read from Memory)."""
-    identity, task_id = _caller(ctx), _task_id(task_id)
-    task = _live(identity, task_id)
-    if task is not None and task.status is not TaskStatus.COMPLETED:
-        raise ToolError(f"task {task_id} has no results: status is {task.status.value}"
-                        + (f" ({task.error})" if task.error else f" ({task.progress}/{task.epochs} epochs)"))
-    record, where = (_record_of(task), "live") if task is not None else _stored(identity, task_id)
-    if record.status != "completed" or not record.result:
-        detail = record.error or record.message
-        raise ToolError(f"task {task_id} has no results: status is {record.status}" + (f" ({detail})" if detail else ""))
-    return {"task_id": task_id, **record.result, "source": where}
+    @server.tool()
+    async def cancel_task(ctx: Context, task_id: str) -> dict[str, Any]:
+        """Stop one of your running tasks; it ends as cancelled, and that is recorded in Memory."""
+        identity, task_id = _caller(ctx), _task_id(task_id)
+        task = _live(tasks, identity, task_id)
+        if task is None:
+            record, _ = _stored(memory, identity, task_id)
+            raise ToolError(f"task {task_id} is not running on this server: its recorded status is {record.status}")
+        if task.finished:
+            raise ToolError(f"task {task_id} is already {task.status.value}; there is nothing to cancel")
+        tasks.cancel(task_id)
+        return _live_answer(tasks, memory, task)
 
-
-@server.tool()
-async def list_tasks(ctx: Context) -> dict[str, Any]:
-    """Every task recorded for your actor and session, newest first, with a count per status."""
-    identity = _caller(ctx)
-    stored, problem = memory.latest_per_task(identity)
-    answers = {task_id: _record_answer(record, where) for task_id, (record, where) in stored.items()}
-    for task in tasks.list():
-        if task.owner.identity == identity:
-            answers[task.task_id] = _live_answer(task)
-    listed = sorted(answers.values(), key=lambda a: a.get("submitted_at") or a.get("at") or "", reverse=True)
-    counts: dict[str, int] = {}
-    for answer in listed:
-        counts[answer["status"]] = counts.get(answer["status"], 0) + 1
-    return {"tasks": listed, "counts": counts, **({"memory_error": problem} if problem else {})}
-
-
-@server.tool()
-async def cancel_task(ctx: Context, task_id: str) -> dict[str, Any]:
-    """Stop one of your running tasks; it ends as cancelled, and that is recorded in Memory."""
-    identity, task_id = _caller(ctx), _task_id(task_id)
-    task = _live(identity, task_id)
-    if task is None:
-        record, _ = _stored(identity, task_id)
-        raise ToolError(f"task {task_id} is not running on this server: its recorded status is {record.status}")
-    if task.finished:
-        raise ToolError(f"task {task_id} is already {task.status.value}; there is nothing to cancel")
-    tasks.cancel(task_id)
-    return _live_answer(task)
-
-
-async def stop_gracefully() -> None:
-    """A graceful stop (SIGTERM: a redeploy, a Runtime session ending): no task is left without an ending.
-
-    The running trainings are cut short and recorded as interrupted, and the records are
-    sent before the process exits (whatever Memory refuses stays in the outbox for the next start).
-    """
-    await tasks.shutdown()
-    waiting = await asyncio.to_thread(memory.flush)
-    print(f"persistent-tasks: stopping; {waiting} record(s) left waiting for Memory", flush=True)
+    return server
 
 
-if __name__ == "__main__":
+def main(argv: Sequence[str] | None = None) -> None:
+    """Record what an earlier process left open as interrupted, send what waits on disk, then serve."""
+    settings = config.load()
+    memory = TaskMemory(settings.state_dir / "persistent_tasks", memory_client(settings.region))
+    tasks = recording_registry(settings, memory)
     recovered = memory.recover()
     waiting = memory.flush()
     print(f"persistent-tasks: {len(recovered)} interrupted task(s) recorded, {waiting} record(s) still waiting "
           "for Memory", flush=True)
-    serve(server, stateless=True, on_shutdown=stop_gracefully)
+
+    async def stop_gracefully() -> None:
+        """A graceful stop (SIGTERM: a redeploy, a Runtime session ending): no task is left without an ending.
+
+        The running trainings are cut short and recorded as interrupted, and the records are
+        sent before the process exits (whatever Memory refuses stays in the outbox for the next start).
+        """
+        await tasks.shutdown()
+        left = await asyncio.to_thread(memory.flush)
+        print(f"persistent-tasks: stopping; {left} record(s) left waiting for Memory", flush=True)
+
+    serve(build_server(settings, memory, tasks), argv, stateless=True, on_shutdown=stop_gracefully)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,9 +13,16 @@ from lab_helpers.asgi import _HttpProtocol, parse_args
 
 
 def test_defaults_bind_loopback_on_the_runtime_port() -> None:
-    args = parse_args([])
+    args = parse_args([], resumable=True)
     assert (args.host, args.port, args.resumable) == ("127.0.0.1", 8000, False)
-    assert parse_args(["--port", "9001", "--resumable"]).resumable
+    assert parse_args(["--port", "9001", "--resumable"], resumable=True).resumable
+
+
+def test_only_mcp_servers_take_resumable_and_a_server_adds_its_own_options() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--resumable"])  # an agent app keeps no event store
+    args = parse_args(["--backend", "redis://x"], extra=lambda parser: parser.add_argument("--backend"))
+    assert args.backend == "redis://x"
 
 
 @pytest.mark.parametrize("port", ["0", "70000", "-1"])

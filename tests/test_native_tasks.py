@@ -195,7 +195,8 @@ def test_an_unknown_task_id_is_a_clear_error(server: ServerProcess) -> None:
 def test_server_info_and_health_say_which_backend(server: ServerProcess, module_settings: config.Settings) -> None:
     info = run(server, lambda client: client.call_tool("server_info", {})).data
     assert info == {"server": "native-tasks", "pid": server.pid, "backend": "memory", "backend_url": "memory://",
-                    "time_scale": module_settings.time_scale}
+                    "time_scale": module_settings.time_scale, "epoch_seconds": EPOCH,
+                    "max_epochs": module_settings.max_epochs}  # the same fields as every server's server_info
     health = httpx.get(server.base_url + "/health", timeout=5)
     assert health.status_code == 200 and health.json()["backend"] == "memory"
 

@@ -9,7 +9,6 @@ task ends (the record waits on local disk and arrives later).
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,8 @@ from conftest import LocalAgentCore
 from patterns.caller_identity import ACTOR_HEADER, MCP_SESSION_HEADER, Identity
 from lab_helpers.mcp_client import open_session
 from lab_helpers.processes import ServerProcess
-from patterns.task_records import parse_notice, record_from_event
+from lab_helpers.waiting import eventually, eventually_async
+from patterns.task_records import TaskRecord, parse_notice, record_from_event
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +49,22 @@ async def error(server: ServerProcess, headers: dict[str, str], tool: str, **arg
 
 async def settled(server: ServerProcess, identity: Identity, task_id: str, timeout: float = 30) -> dict[str, Any]:
     """Poll until the task has ended and its ending is recorded in Memory."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def ended() -> dict[str, Any] | None:
         status = await call(server, identity.headers(), "check_task_status", task_id=task_id)
-        if status["status"] in ("completed", "failed", "cancelled", "interrupted") and status["recorded"] == "memory":
-            return status
-        assert time.monotonic() < deadline, f"task stuck: {status}"
-        await asyncio.sleep(0.05)
+        done = status["status"] in ("completed", "failed", "cancelled", "interrupted") and status["recorded"] == "memory"
+        return status if done else None
+
+    return await eventually_async(ended, timeout, what=f"task {task_id} to end and be recorded in Memory")
+
+
+def status_of(server: ServerProcess, identity: Identity, task_id: str) -> dict[str, Any]:
+    return asyncio.run(call(server, identity.headers(), "check_task_status", task_id=task_id))
+
+
+def trained_an_epoch(server: ServerProcess, identity: Identity, task_id: str) -> None:
+    """Wait until the task has trained at least one epoch (so its start is recorded and it has progress to lose)."""
+    eventually(lambda: status_of(server, identity, task_id)["progress"] >= 1, 30, what=f"task {task_id}'s first epoch")
 
 
 def finished_task(
@@ -71,6 +80,11 @@ def events(identity: Identity) -> list[dict[str, Any]]:
     data = boto3.client("bedrock-agentcore")
     return data.list_events(memoryId=identity.memory_id, actorId=identity.actor_id, sessionId=identity.session_id,
                             includePayloads=True, maxResults=100)["events"]
+
+
+def records(identity: Identity) -> list[TaskRecord]:
+    """The task records in the caller's Memory session, newest first."""
+    return [r for r in map(record_from_event, events(identity)) if r]
 
 
 def test_a_completed_run_is_recorded_with_its_real_scores(server: ServerProcess, agentcore: LocalAgentCore) -> None:
@@ -110,7 +124,7 @@ def test_a_failed_run_is_recorded_with_its_error(server: ServerProcess, agentcor
     assert status["status"] == "failed" and "diverged" in status["error"]
     message = asyncio.run(error(server, identity.headers(), "get_task_results", task_id=started["task_id"]))
     assert "status is failed" in message and "diverged" in message
-    (record, *_) = [r for r in map(record_from_event, events(identity)) if r]
+    (record, *_) = records(identity)
     assert record.status == "failed" and "diverged" in record.error
 
 
@@ -145,13 +159,13 @@ def test_a_task_killed_mid_run_is_recorded_as_interrupted_when_the_server_comes_
 ) -> None:
     identity = who(agentcore, session="session-crash-00001")
     started = asyncio.run(call(server, identity.headers(), "model_training", model_name="doomed", epochs=400))
-    time.sleep(0.3)
+    trained_an_epoch(server, identity, started["task_id"])
     server.kill()
     server.start()
     status = asyncio.run(call(server, identity.headers(), "check_task_status", task_id=started["task_id"]))
     assert status["status"] == "interrupted" and status["source"] == "memory"
     assert "1 interrupted task" in server.log_text()
-    (record, *_) = [r for r in map(record_from_event, events(identity)) if r]
+    (record, *_) = records(identity)
     assert record.status == "interrupted" and (record.model_name, record.epochs) == ("doomed", 400)
     notice_texts = [item["conversational"]["content"]["text"] for event in events(identity)
                     for item in event["payload"] if "conversational" in item]
@@ -221,16 +235,12 @@ def test_memory_down_when_a_task_ends_keeps_the_record_on_disk_until_memory_is_b
 ) -> None:
     identity = who(agentcore, session="session-outage-0001")
     started = asyncio.run(call(server, identity.headers(), "model_training", model_name="outage", epochs=30))
-    time.sleep(0.2)  # the started record reaches Memory
+    eventually(lambda: [r.status for r in records(identity)] == ["started"], 30, what="the started record in Memory")
     agentcore.process.stop()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            status = asyncio.run(call(server, identity.headers(), "check_task_status", task_id=started["task_id"]))
-            if status["status"] == "completed" and "Memory said" in status["recorded"]:
-                break
-            assert time.monotonic() < deadline, status
-            time.sleep(0.1)
+        status = eventually(
+            lambda: (s := status_of(server, identity, started["task_id"]))["status"] == "completed"
+            and "Memory said" in s["recorded"] and s, 30, every=0.1, what="the ending to wait on disk")
         assert status["recorded"].startswith("local disk, waiting for Memory")
         results = asyncio.run(call(server, identity.headers(), "get_task_results", task_id=started["task_id"]))
         assert results["val_accuracy"] > 0.5  # nothing is lost while Memory is away
@@ -238,7 +248,7 @@ def test_memory_down_when_a_task_ends_keeps_the_record_on_disk_until_memory_is_b
         agentcore.process.start()
     status = asyncio.run(settled(server, identity, started["task_id"]))
     assert status["recorded"] == "memory"
-    assert [r.status for r in map(record_from_event, events(identity)) if r] == ["completed", "started"]
+    assert [r.status for r in records(identity)] == ["completed", "started"]
 
 
 def test_a_graceful_stop_records_running_tasks_as_interrupted_before_the_process_exits(
@@ -246,10 +256,10 @@ def test_a_graceful_stop_records_running_tasks_as_interrupted_before_the_process
 ) -> None:
     identity = who(agentcore, session="session-sigterm-0001")
     started = asyncio.run(call(server, identity.headers(), "model_training", model_name="redeployed", epochs=400))
-    time.sleep(0.3)
+    trained_an_epoch(server, identity, started["task_id"])
     server.stop()  # SIGTERM, and no restart: the record must reach Memory from the stopping process itself
     try:
-        (record, *_) = [r for r in map(record_from_event, events(identity)) if r]
+        (record, *_) = records(identity)
         assert record.task_id == started["task_id"] and record.status == "interrupted"
         assert "shut down" in record.message and 0 < record.progress < 400
     finally:
