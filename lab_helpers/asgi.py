@@ -34,6 +34,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
+# uvicorn exports no protocol class: subclassing its httptools one is the only way to fix its keep-alive timer.
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -98,20 +99,29 @@ class LabMCPServer(MCPServer):
         kwargs.setdefault("log_level", "WARNING")
         super().__init__(name, **kwargs)
         self.lab_settings = settings
+        self._arguments: dict[str, set[str]] | None = None  # each tool's declared arguments, from list_tools()
         add_standard_routes(self, settings, info)
+
+    def add_tool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().add_tool(fn, *args, **kwargs)
+        self._arguments = None
+
+    def remove_tool(self, name: str) -> None:
+        super().remove_tool(name)
+        self._arguments = None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult:
-        tool = self._tool_manager.get_tool(name)
-        if tool is not None:
-            declared = set(tool.parameters.get("properties", {}))
-            unknown = sorted(set(arguments) - declared)
-            if unknown:
-                raise ToolError(
-                    f"{name} got unknown argument(s) {', '.join(unknown)}; "
-                    f"it accepts: {', '.join(sorted(declared)) or 'no arguments'}"
-                )
+        if self._arguments is None:
+            self._arguments = {tool.name: set(tool.input_schema.get("properties", {})) for tool in await self.list_tools()}
+        declared = self._arguments.get(name)
+        unknown = sorted(set(arguments) - declared) if declared is not None else []
+        if unknown:
+            raise ToolError(
+                f"{name} got unknown argument(s) {', '.join(unknown)}; "
+                f"it accepts: {', '.join(sorted(declared)) or 'no arguments'}"
+            )
         return await super().call_tool(name, arguments, context)
 
 
