@@ -40,6 +40,10 @@ class _LiveLine:
 
             self.headless = config.load().headless
 
+    def finish(self) -> None:
+        """The last redraw: the status line as the wait ends, and how long it took."""
+        self.refresh(final=f" (done after {time.monotonic() - self.started:.1f} s)")
+
     def refresh(self, final: str = "") -> None:
         if self.show is None or (not final and time.monotonic() < self.next_at):
             return
@@ -83,10 +87,10 @@ def eventually(
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
-        live.refresh()
         if value:
-            live.refresh(final=" (done)")
+            live.finish()
             return value
+        live.refresh()
         if time.monotonic() >= deadline:
             raise _give_up(what, timeout, value)
         time.sleep(every)
@@ -105,10 +109,10 @@ async def eventually_async(
     deadline = time.monotonic() + timeout
     while True:
         value = await condition()
-        live.refresh()
         if value:
-            live.refresh(final=" (done)")
+            live.finish()
             return value
+        live.refresh()
         if time.monotonic() >= deadline:
             raise _give_up(what, timeout, value)
         await asyncio.sleep(every)
