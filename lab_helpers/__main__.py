@@ -1,4 +1,9 @@
-"""Command line: ``python -m lab_helpers doctor`` and ``python -m lab_helpers run``."""
+"""The workbench's command line: python -m lab_helpers doctor | run.
+
+doctor checks this machine before anything runs (versions, mode, credentials); run executes every lesson notebook
+headless, as CI does, and prints one line per notebook. The emulator has its own command:
+python -m lab_helpers.emulator serve.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab_helpers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("doctor", help="print versions, mode, credentials and what will run locally")
-    run = commands.add_parser("run", help="execute every notebook headless into build/executed/")
-    run.add_argument("--time-scale", type=float, default=0.02, help="lesson pacing (default 0.02: CI speed)")
+    run = commands.add_parser("run", help="execute every notebook headless (papermill) into build/executed/")
+    run.add_argument("--time-scale", type=float, default=0.02,
+                     help="pacing of the lessons: 1.0 reads along, the default 0.02 is CI speed")
     args = parser.parse_args(argv)
 
     if args.command == "doctor":

@@ -31,7 +31,9 @@ class Settings:
 
     ``time_scale`` multiplies every pause in the lessons (epoch pacing, heartbeat
     intervals, how long finished tasks are kept): 1.0 paces a lesson for a person reading along, 0.02 runs the same
-    code path in seconds under CI, 0 removes pacing entirely (benchmarks).
+    code path in seconds under CI, 0 removes pacing entirely (benchmarks). So a duration the workbench states in
+    seconds (``task_retention_seconds``, an idle timeout in a notebook) means seconds at time scale 1, and
+    :meth:`scaled` gives the real seconds: 3600 s of retention last 72 s at 0.02.
     """
 
     mode: Mode = "local"

@@ -1,9 +1,13 @@
-"""Execute the lesson notebooks headless with papermill, the way CI and ``make run`` do.
+"""Execute the lesson notebooks headless with papermill, the way CI, ``make run`` and ``tests/test_notebooks.py`` do.
 
 Each notebook has a ``parameters`` cell with ``time_scale``; papermill injects
 the CI value, so the same lesson runs in seconds with the same code paths. A
 notebook passes when every cell ran: the lessons assert what they teach in their
-own cells, so a lesson that stops being true fails here.
+own cells, so a lesson that stops being true fails here. ``python -m lab_helpers run``
+runs them all; one notebook at another pace (a lesson must pass at any time scale)::
+
+    from lab_helpers.run_notebooks import NOTEBOOKS_DIR, run_notebook
+    print(run_notebook(NOTEBOOKS_DIR / "04_runtime_async_agents.ipynb", time_scale=0.05).summary())
 """
 
 from __future__ import annotations
