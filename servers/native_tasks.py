@@ -70,8 +70,8 @@ class ServerStopping(Exception):
     """The server is shutting down: raised in a run at its next epoch, so the shutdown need not wait for it."""
 
 
-def _failure(message: str) -> Exception:
-    """The error that ends a run that cannot go on.
+def run_failed(message: str) -> Exception:
+    """The error that ends a run that cannot go on, so that its task ends ``failed``.
 
     fastmcp_tasks reports a task whose tool raised a *tool* error as ``completed``
     with an error result, and only a protocol error (``MCPError``) as ``failed``.
@@ -113,12 +113,27 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
         instructions="Trains small classifiers as MCP tasks (io.modelcontextprotocol/tasks): poll tasks/get by id.",
         middleware=[RejectBadTrainingRequests(settings)],
     )
-    redelivery = max(REDELIVERY_FLOOR, settings.scaled(REDELIVERY_SECONDS))
-    mcp.add_extension(TasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery),
-                                     concurrency=WORKER_CONCURRENCY))
-    poll_interval = timedelta(seconds=max(MIN_POLL_SECONDS, settings.scaled(POLL_SECONDS)))
-
+    mcp.add_extension(tasks_extension(settings, backend_url))
     add_standard_routes(mcp, settings, info=lambda: {"backend": backend_kind(backend_url), "backend_url": backend_url})
+    add_training_tool(mcp, settings, stopping)
+    return mcp
+
+
+def tasks_extension(settings: config.Settings, backend_url: str) -> TasksExtension:
+    """The server half of ``io.modelcontextprotocol/tasks``: tasks/get, tasks/cancel, and a worker running the tools.
+
+    ``backend_url`` says where Docket keeps the tasks (``memory://`` or ``redis://...``). The redelivery timeout
+    is how long a crashed worker's run stays "working" before another worker starts it again (see the module
+    docstring); the concurrency is how many runs go at once.
+    """
+    redelivery = max(REDELIVERY_FLOOR, settings.scaled(REDELIVERY_SECONDS))
+    return TasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery),
+                          concurrency=WORKER_CONCURRENCY)
+
+
+def add_training_tool(mcp: FastMCP, settings: config.Settings, stopping: asyncio.Event) -> None:
+    """Declare ``model_training`` on ``mcp``, task-capable: a client may ask for it to run as a task."""
+    poll_interval = timedelta(seconds=max(MIN_POLL_SECONDS, settings.scaled(POLL_SECONDS)))
 
     @mcp.tool(task=TaskConfig(mode="optional", poll_interval=poll_interval))
     async def model_training(
@@ -148,15 +163,13 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
                                                on_epoch=on_epoch)
         except (TrainingError, ServerStopping) as error:
             log.info("training %s failed: %s", model_name, error)
-            raise _failure(str(error)) from error
+            raise run_failed(str(error)) from error
         except asyncio.CancelledError:
             # tasks/cancel lands in the epoch's awaited pause: the run ends there and saves no artifact.
             log.info("training %s cancelled after epoch %d/%d", model_name, last_epoch, epochs)
             raise
         log.info("training %s finished: %s", model_name, result.artifact_path)
         return {key: value for key, value in result.to_dict().items() if key != "history"}
-
-    return mcp
 
 
 def _backend_option(parser: argparse.ArgumentParser) -> None:

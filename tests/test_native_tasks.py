@@ -21,12 +21,13 @@ from fastmcp.exceptions import ToolError
 from fastmcp_tasks import ToolTask, call_tool_task
 from lab_helpers.mcp_client import task_by_id  # tasks/get by id alone: the handle does not survive a restart
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult
+from mcp_types import INVALID_PARAMS, CallToolResult
 
 from conftest import TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.redis_server import redis_available, start_redis
 from lab_helpers.processes import ServerProcess
+from lab_helpers.waiting import eventually, eventually_async
 
 EPOCH = TEST_TIME_SCALE  # seconds per training epoch at the test time scale
 #: A task's status message while it trains: the latest epoch's scores (``EpochScores.summary()``).
@@ -70,21 +71,19 @@ def run(server: ServerProcess, body: Callable[[Client], Awaitable[Any]]) -> Any:
 
 async def poll(task: ToolTask, until: Callable[[Any], bool], timeout: float = 15.0) -> list[Any]:
     """Every ``tasks/get`` answer until one satisfies ``until`` (the last), or fail after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    answers = [await task.status()]
-    while not until(answers[-1]):
-        assert time.monotonic() < deadline, f"task still {answers[-1].status}: {answers[-1].status_message}"
-        await asyncio.sleep(0.01)
+    answers: list[Any] = []
+
+    async def next_answer() -> bool:
         answers.append(await task.status())
+        return bool(until(answers[-1]))
+
+    await eventually_async(next_answer, timeout=timeout, every=0.01, what=f"task {task.task_id} to reach the state")
     return answers
 
 
 def wait_for_log(server: ServerProcess, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    while not (match := re.search(pattern, server.log_text())):
-        assert time.monotonic() < deadline, f"no {pattern!r} in the log:\n{server.log_tail()}"
-        time.sleep(0.02)
-    return match
+    return eventually(lambda: re.search(pattern, server.log_text()), timeout=timeout, every=0.02,
+                      what=f"{pattern!r} in the server's log")
 
 
 def artifacts(settings: config.Settings, model_name: str) -> list[Path]:
@@ -188,8 +187,9 @@ def test_bad_input_is_refused_before_any_task_exists(
 
 
 def test_an_unknown_task_id_is_a_clear_error(server: ServerProcess) -> None:
-    with pytest.raises(MCPError, match="Task no-such-task not found"):
+    with pytest.raises(MCPError, match="^Task no-such-task not found$") as unknown:
         run(server, lambda client: task_by_id(client, "no-such-task"))
+    assert unknown.value.code == INVALID_PARAMS  # what notebook 05's restart step asserts on the in-memory backend
 
 
 def test_server_info_and_health_say_which_backend(server: ServerProcess, module_settings: config.Settings) -> None:
@@ -262,11 +262,11 @@ def test_redis_backend_runs_again_a_task_the_killed_server_was_running(redis_ser
     redis_server.start()
 
     async def wait_completed(client: Client) -> Any:
-        deadline = time.monotonic() + 15
-        while (task := await task_by_id(client, task_id)).status == "working":
-            assert time.monotonic() < deadline, f"still working: {task.status_message}"
-            await asyncio.sleep(0.05)
-        return task
+        async def ended() -> Any:
+            task = await task_by_id(client, task_id)
+            return task if task.status != "working" else None
+
+        return await eventually_async(ended, timeout=15, what=f"the redelivered task {task_id} to end")
 
     task = run(redis_server, wait_completed)
     assert task.status == "completed" and task.result["structuredContent"]["epochs"] == 60
