@@ -37,7 +37,7 @@ lab: $(STAMP)
 	  emulator=$$!; trap 'kill $$emulator 2>/dev/null' EXIT INT TERM; \
 	  echo "AgentCore emulator on http://127.0.0.1:$(LAB_EMULATOR_PORT) (log: build/agentcore-local.log)"; \
 	fi; \
-	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir . --ServerApp.default_url=/lab/tree/notebooks/00_setup.ipynb --no-browser $(ALLOW_ROOT)
+	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir . --LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb --no-browser $(ALLOW_ROOT)
 
 ## test: set up, then every test and every notebook (papermill and nbval), at CI time scale
 test: $(STAMP) redis-for-ci
@@ -52,6 +52,19 @@ redis-for-ci:
 	  { apt-get install -y -qq redis-server || { apt-get update -qq && apt-get install -y -qq redis-server; }; } \
 	    > build/redis-install.log 2>&1 || echo "CI: redis-server could not be installed (see build/redis-install.log)"; \
 	fi
+
+# CI only (CI set, as root, with apt): Debian's Chromium for the browser test (tests/test_browser.py).
+# Elsewhere nothing is installed, and that test is skipped with a message saying how to install Chromium.
+test: chromium-for-ci
+chromium-for-ci:
+	@if [ -n "$${CI:-}" ] && ! command -v chromium > /dev/null && command -v apt-get > /dev/null \
+	    && [ "$$(id -u)" = 0 ]; then \
+	  echo "CI: installing chromium for the browser test"; mkdir -p build; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+	    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }; } \
+	    > build/chromium-install.log 2>&1 || echo "CI: chromium could not be installed (see build/chromium-install.log)"; \
+	fi
+.PHONY: chromium-for-ci
 
 ## run: execute every notebook headless into build/executed/ and print one line per notebook
 run: $(STAMP)
