@@ -1,11 +1,12 @@
 """Open an MCP client session the way the lessons need it, in one line.
 
 The notebooks use the standard client pieces (``streamable_http_client`` plus
-``ClientSession`` on the 2025-11-25 handshake, which is what Strands' MCPClient
-speaks) and only need to vary two things: the *idle* read timeout of the HTTP
-stream, which is what kills a silent long call, and the callbacks that see the
-server's notifications. :class:`NotificationCounter` counts what actually arrived,
-so a lesson can assert "zero progress notifications" instead of claiming it.
+``ClientSession``, which agree with the server on MCP protocol version 2025-11-25
+when the session opens, as Strands' MCPClient does) and only need to vary two
+things: the *idle* read timeout of the HTTP stream, which is what kills a silent
+long call, and the callbacks that see the server's notifications.
+:class:`NotificationCounter` counts what actually arrived, so a lesson can assert
+"zero progress notifications" instead of claiming it.
 """
 
 from __future__ import annotations

@@ -1,15 +1,20 @@
-"""A live progress panel for MCP tool calls in a notebook.
+"""Live displays for the lessons' long calls and background tasks: :class:`ProgressPanel` and :class:`TaskBoard`.
 
-The panel *is* the callback: ``await session.call_tool(..., progress_callback=panel)``
-(or ``mcp.Client.call_tool``, or Strands' ``MCPClient(progress_callback=panel)``)
-feeds it progress notifications, and ``logging_callback=panel.on_log`` feeds it log
-notifications such as heartbeats. Each notification updates the widgets at once:
-ipywidgets push a comm message on every attribute assignment, so a cell that awaits
-a long call at top level still sees the bar move. Nothing is batched to the end.
+* :class:`ProgressPanel` follows one long MCP tool call. The panel *is* the progress
+  callback: ``await session.call_tool(..., progress_callback=panel)`` (or
+  ``mcp.Client.call_tool``, or Strands' ``MCPClient(progress_callback=panel)``) feeds it
+  progress notifications, and ``logging_callback=panel.on_log`` feeds it log notifications
+  such as heartbeats. Each notification updates the widgets at once: ipywidgets push a comm
+  message on every attribute assignment, so a cell that awaits a long call at top level
+  still sees the bar move. A call that sends only log messages (a heartbeat) shows how many
+  arrived and the last one, and no bar: a heartbeat measures no fraction of the work.
+* :class:`TaskBoard` follows many background tasks at once (notebook 02): it polls a
+  server's ``list_tasks`` tool and redraws one HTML table of them.
 
-Headless (papermill, CI, plain Python, tests) there is nothing to render, so the
-same calls print one plain line each to stdout instead, which keeps executed
-notebooks readable as logs.
+Headless (papermill, CI, plain Python, tests) there is nothing to render, so both print
+plain lines to stdout instead (the panel a line per tenth of the work and per log message,
+the board its table when a task appears or changes status), which keeps executed notebooks
+readable as logs.
 
 Two rules shape the code:
 
@@ -21,8 +26,7 @@ Two rules shape the code:
   loop, so every piece of shared state (and every widget update and print) is
   guarded by one lock.
 
-:func:`format_progress` renders one notification as one line of text; the
-:class:`TaskBoard` (a polled table of background tasks) reuses it.
+:func:`format_progress` renders one notification as one line of text; both displays use it.
 """
 
 from __future__ import annotations
@@ -38,12 +42,17 @@ from typing import Any, Callable
 
 import ipywidgets
 
+from lab_helpers.waiting import WaitTimeout, eventually_async
+
 logger = logging.getLogger(__name__)
 
 #: How many progress events and log lines the panel remembers for inspection.
 #: Counts (``progress_count``/``log_count``) stay exact beyond it; only the oldest
 #: events are forgotten, so a call that reports for days cannot exhaust memory.
 MAX_HISTORY = 10_000
+
+#: Most lines the message log shows at once; it scrolls beyond that.
+_LOG_ROWS = 8
 
 #: Steps of the cycling bar shown while the total is unknown.
 _INDETERMINATE_STEPS = 10
@@ -115,7 +124,7 @@ def _log_data(data: Any) -> str:
 
 
 class ProgressPanel:
-    """A progress bar, a status line and a message log for one long-running call.
+    """A progress bar, a status line and a message log (newest message first) for one long-running call.
 
     Pass the panel itself as ``progress_callback`` and ``panel.on_log`` as
     ``logging_callback``; end a cell with ``panel`` to display it. When headless
@@ -141,7 +150,8 @@ class ProgressPanel:
         self._shown_lines: deque[str] = deque(maxlen=max_log_lines)  # what the log widget shows
         self._progress_count = 0
         self._log_count = 0
-        self._status_text = "waiting for progress..."
+        self._server_messages = 0  # log notifications from the server (the panel's own notes not counted)
+        self._status_text = "waiting for the first message from the server..."
         self._printed_tenth: int | None = None  # headless: the tenth of the total last printed
 
         self.bar: ipywidgets.FloatProgress | None = None
@@ -149,18 +159,19 @@ class ProgressPanel:
         self.log_area: ipywidgets.Textarea | None = None
         self.widget: ipywidgets.VBox | None = None
         if not self.headless:
+            # Widths are "auto", not "100%": a child of 100% plus its margin is wider than the box, which then
+            # shows a horizontal scrollbar. The message log stays hidden until there is a message to show.
             self.bar = ipywidgets.FloatProgress(
                 value=0.0, min=0.0, max=1.0, description="", bar_style="info",
-                layout=ipywidgets.Layout(width="100%"),
+                layout=ipywidgets.Layout(width="auto"),
             )
-            self.status_label = ipywidgets.Label(value=self._status_text)
+            self.status_label = ipywidgets.Label(value=self._status_text, layout=ipywidgets.Layout(width="auto"))
             self.log_area = ipywidgets.Textarea(
-                value="", disabled=True, placeholder="(no messages yet)",
-                layout=ipywidgets.Layout(width="100%", height="10em"),
+                value="", disabled=True, rows=1, layout=ipywidgets.Layout(width="auto", display="none"),
             )
-            self.widget = ipywidgets.VBox(
-                [ipywidgets.HTML(value=f"<b>{html.escape(self.title)}</b>"), self.bar, self.status_label, self.log_area]
-            )
+            title = ipywidgets.HTML(value=f"<b>{html.escape(self.title)}</b>")
+            self.widget = ipywidgets.VBox([title, self.bar, self.status_label, self.log_area],
+                                          layout=ipywidgets.Layout(overflow="hidden"))
 
     # -- callbacks -----------------------------------------------------------------
 
@@ -190,27 +201,44 @@ class ProgressPanel:
     async def on_log(self, params: Any) -> None:
         """A log notification (``LoggingFnT``), e.g. a server heartbeat: add ``[level] data`` to the log.
 
+        While no progress has arrived, the status line says how many messages came and shows the last one, and
+        the bar is hidden: a heartbeat is the call's only sign of life, and it measures no fraction of the work.
         Never raises, for the same reason as :meth:`__call__`.
         """
         try:
             text = f"[{getattr(params, 'level', '?')}] {_log_data(getattr(params, 'data', params))}"
         except Exception:  # noqa: BLE001
             text = "[?] (unprintable log message)"
-        self.log(text)
+        self._add_line(_one_line(text), from_server=True)
 
     def log(self, text: str) -> None:
-        """Append one line to the message log (the notebook's own notes, and log notifications)."""
-        line = _one_line(text)
+        """Append one line to the message log (the notebook's own notes; server messages come via :meth:`on_log`)."""
+        self._add_line(_one_line(text), from_server=False)
+
+    def _add_line(self, line: str, *, from_server: bool) -> None:
         with self._lock:
             self._log_events.append(line)
             self._log_count += 1
+            if from_server:
+                self._server_messages += 1
+                if self._progress_count == 0:
+                    plural = "s" if self._server_messages != 1 else ""
+                    self._status_text = (f"{self._server_messages} message{plural} from the server "
+                                         f"(no progress reported), last: {line}")
             try:
                 if self.headless:
                     print(f"[{self.title}] log: {line}", flush=True)
-                else:
-                    self._shown_lines.append(line)
-                    assert self.log_area is not None
-                    self.log_area.value = "\n".join(self._shown_lines)
+                    return
+                self._shown_lines.append(line)
+                assert self.log_area is not None and self.status_label is not None
+                # Newest first: the kernel cannot scroll a text area, so the newest line goes where it is seen.
+                self.log_area.value = "\n".join(reversed(self._shown_lines))
+                self.log_area.rows = min(len(self._shown_lines), _LOG_ROWS)  # grows up to _LOG_ROWS, then scrolls
+                self.log_area.layout.display = None  # shown from the first message on
+                if from_server and self._progress_count == 0:
+                    self.status_label.value = self._status_text
+                    assert self.bar is not None
+                    self.bar.layout.display = "none"
             except Exception:  # noqa: BLE001 - a log line is never worth an exception in a callback
                 logger.warning("could not display log line %r", line, exc_info=True)
 
@@ -290,6 +318,7 @@ class ProgressPanel:
     def _update_bar(self, progress: object, total: object, count: int) -> None:
         """Move the bar. Known total: clamp to [0, total]. Unknown: cycle so that motion shows liveness."""
         assert self.bar is not None
+        self.bar.layout.display = None  # hidden while only log messages had come
         usable_total = _finite_positive(total) if total is not None else None
         if usable_total is None:
             # No true indeterminate bar in ipywidgets: cycle the value, show the raw count.
@@ -316,6 +345,7 @@ class ProgressPanel:
                     print(f"[{self.title}] {headless_line}", flush=True)
                     return
                 assert self.bar is not None and self.status_label is not None
+                self.bar.layout.display = None
                 if full:
                     self.bar.value = self.bar.max
                     self.bar.description = "100%"
@@ -330,6 +360,11 @@ class ProgressPanel:
 _STATUS_COLORS = {"submitted": "black", "running": "blue", "completed": "green", "failed": "red", "cancelled": "grey"}
 
 _BOARD_COLUMNS = ("ID", "MODEL", "STATUS", "PROGRESS", "AGE", "MESSAGE")
+
+#: Cell styles of the board's HTML table: the short columns never wrap and keep some air between them; the
+#: message column (last) takes the rest of the width and wraps, so a long error does not squeeze the others.
+_CELL_STYLE = "padding:3px 1.2em 3px 0; text-align:left; vertical-align:top; white-space:nowrap"
+_MESSAGE_STYLE = "padding:3px 0; text-align:left; vertical-align:top; white-space:normal; min-width:18em"
 
 
 def _task_cells(task: object) -> list[str]:
@@ -379,8 +414,9 @@ class TaskBoard:
         self._table: ipywidgets.HTML | None = None
         self.widget: ipywidgets.VBox | None = None
         if not self.headless:
-            self._table = ipywidgets.HTML(value=self._html())
-            self.widget = ipywidgets.VBox([ipywidgets.HTML(value=f"<b>{html.escape(self.title)}</b>"), self._table])
+            self._table = ipywidgets.HTML(value=self._html(), layout=ipywidgets.Layout(width="auto"))
+            self.widget = ipywidgets.VBox([ipywidgets.HTML(value=f"<b>{html.escape(self.title)}</b>"), self._table],
+                                          layout=ipywidgets.Layout(overflow="hidden"))
 
     @property
     def polls(self) -> int:
@@ -448,17 +484,21 @@ class TaskBoard:
         done = until or self.all_finished
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while True:
+
+        async def poll() -> tuple[list[dict]] | None:
+            """One refresh, bounded by the deadline (a hanging server must not outlast it); the rows once done."""
             try:
                 tasks = await asyncio.wait_for(self.refresh(session), max(deadline - loop.time(), 0.001))
             except TimeoutError:
-                tasks = None
-            if tasks is not None and done(tasks):
-                return tasks
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"{self.title}: not done after {timeout:g}s ({self.polls} polls)\n{self.text()}")
-            await asyncio.sleep(min(interval, remaining))
+                return None
+            return (tasks,) if done(tasks) else None  # a tuple: an empty list may be "done" too
+
+        try:
+            (tasks,) = await eventually_async(poll, timeout=timeout, every=interval, what=self.title)
+        except WaitTimeout:
+            message = f"{self.title}: not done after {timeout:g}s ({self.polls} polls)\n{self.text()}"
+            raise TimeoutError(message) from None
+        return tasks
 
     def text(self) -> str:
         """The current table as plain text: a header line and one aligned line per task."""
@@ -483,9 +523,13 @@ class TaskBoard:
         return "\n".join("  ".join([*(c.ljust(w) for c, w in zip(r, widths)), r[-1]]).rstrip() for r in rows)
 
     def _html(self) -> str:
-        head = "".join(f"<th style='text-align:left'>{c.lower()}</th>" for c in _BOARD_COLUMNS)
+        styles = [_CELL_STYLE] * (len(_BOARD_COLUMNS) - 1) + [_MESSAGE_STYLE]
+        head = "".join(f"<th style='{style}; border-bottom:1px solid #bbb'>{column.lower()}</th>"
+                       for column, style in zip(_BOARD_COLUMNS, styles))
         body = [self._html_row(t) for t in self._tasks] or ["<tr><td colspan='6'><i>(no tasks)</i></td></tr>"]
-        return f"<table style='border-collapse:collapse'><tr>{head}</tr>{''.join(body)}</table>"
+        # white-space:normal on the table: the HTML widget's content does not wrap by default.
+        return (f"<table style='border-collapse:collapse; width:100%; white-space:normal; line-height:1.4'>"
+                f"<tr>{head}</tr>{''.join(body)}</table>")
 
     @staticmethod
     def _html_row(task: object) -> str:
@@ -500,5 +544,6 @@ class TaskBoard:
         value = 0.0 if math.isnan(value) else value
         bar = f"<progress value='{value:g}' max='{total:g}'></progress>" if total else "<progress></progress>"
         status = f"<span style='color:{color}'>{status}</span>"
-        cells = [f"<code>{short_id}</code>", model, status, f"{bar} {progress}", age, detail]
-        return "<tr>" + "".join(f"<td style='padding:0 0.5em'>{c}</td>" for c in cells) + "</tr>"
+        cells = [f"<code>{short_id}</code>", model, status, f"{bar} {progress}", age]
+        return ("<tr>" + "".join(f"<td style='{_CELL_STYLE}'>{c}</td>" for c in cells)
+                + f"<td style='{_MESSAGE_STYLE}'>{detail}</td></tr>")

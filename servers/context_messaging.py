@@ -6,8 +6,10 @@ Two ways to talk during a long call, one tool each:
   the message). Only clients that pass a progress callback receive them.
 * ``train_model_with_heartbeat`` reports no progress at all, as for work whose
   progress cannot be measured; instead it sends a log notification every few
-  seconds while the work runs, which reaches every client on the 2025-11-25
-  handshake (Strands' MCPClient included) and keeps idle timeouts from firing.
+  seconds while the work runs, which keeps idle timeouts from firing. It reaches
+  every client that speaks MCP protocol version 2025-11-25 (the version client and
+  server agree on when a session opens; Strands' MCPClient uses it), where a server
+  may send log messages unasked; version 2026-07-28 clients must opt in per request.
 
 Both really train a small NumPy model (``lab_helpers.training``), paced by
 ``LAB_TIME_SCALE``. Run it with ``python servers/context_messaging.py --port 8000``;

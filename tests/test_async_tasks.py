@@ -7,6 +7,7 @@ import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from conftest import TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.mcp_client import open_session
 from lab_helpers.processes import ServerProcess
+from lab_helpers.waiting import eventually_async
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +47,18 @@ async def _error(session: mcp.ClientSession, name: str, **arguments: Any) -> str
 
 
 async def _wait_for(session: mcp.ClientSession, task_id: str, *statuses: str, timeout: float = 30) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+    async def reached() -> dict[str, Any] | None:
         status = await _tool(session, "check_task_status", task_id=task_id)
-        if status["status"] in statuses:
-            return status
-        assert time.monotonic() < deadline, f"task stuck in {status['status']}"
-        await asyncio.sleep(0.02)
+        return status if status["status"] in statuses else None
+
+    what = f"task {task_id} to be {'/'.join(statuses)}"
+    return await eventually_async(reached, timeout=timeout, every=0.02, what=what)
+
+
+def _seconds(status: dict[str, Any]) -> float:
+    """How long a finished task's work ran, from its own timestamps."""
+    finished, started = (datetime.fromisoformat(status[key]) for key in ("finished_at", "started_at"))
+    return (finished - started).total_seconds()
 
 
 def test_start_returns_at_once_and_results_come_from_a_new_connection(
@@ -66,8 +73,8 @@ def test_start_returns_at_once_and_results_come_from_a_new_connection(
             return task, time.monotonic() - started
 
     task, took = asyncio.run(start())
-    assert took < epochs * TEST_TIME_SCALE / 2, f"the call waited for the training ({took:.2f} s)"
-    assert task["status"] in ("submitted", "running") and uuid.UUID(task["task_id"])
+    assert task["status"] in ("submitted", "running") and task["progress"] < epochs, "the answer came before the work"
+    assert uuid.UUID(task["task_id"])
 
     async def come_back() -> tuple[dict[str, Any], dict[str, Any]]:  # a brand-new client, only the id in hand
         async with open_session(server.url) as session:
@@ -76,6 +83,7 @@ def test_start_returns_at_once_and_results_come_from_a_new_connection(
 
     status, results = asyncio.run(come_back())
     assert status["progress"] == status["total"] == epochs and status["finished_at"] >= status["started_at"]
+    assert took < _seconds(status) / 2, f"the start ({took:.2f} s) waited for the training ({_seconds(status):.2f} s)"
     assert results["task_id"] == task["task_id"] and len(results["history"]) == epochs
     assert results["val_accuracy"] > 0.85
     assert Path(results["artifact_path"]).parent == module_settings.artifacts_dir
@@ -145,20 +153,33 @@ def test_bad_input_gets_a_clear_tool_error(server: ServerProcess, tool: str, arg
 
 
 def test_hundreds_of_tasks_at_once_all_complete_and_status_stays_fast(server: ServerProcess) -> None:
-    async def scenario() -> tuple[list[str], float]:
+    """A status check costs about what a call that does nothing costs (the floor), with 300 tasks training.
+
+    The floor is ``server_info``, timed in turns with the status checks so that both see the same load;
+    the figures themselves live in bench/task_load.py.
+    """
+
+    async def timed(session: mcp.ClientSession, name: str, **arguments: Any) -> float:
+        started = time.monotonic()
+        await _tool(session, name, **arguments)
+        return time.monotonic() - started
+
+    async def scenario() -> tuple[list[str], float, float]:
         async with open_session(server.url) as session:
             ids = [(await _tool(session, "model_training", model_name=f"many-{n}", epochs=10))["task_id"]
                    for n in range(300)]
-            started = time.monotonic()
+            status_time = floor_time = 0.0
             for task_id in ids[:50]:
-                await _tool(session, "check_task_status", task_id=task_id)
-            per_status = (time.monotonic() - started) / 50
+                floor_time += await timed(session, "server_info")
+                status_time += await timed(session, "check_task_status", task_id=task_id)
             statuses = [await _wait_for(session, task_id, "completed") for task_id in ids]
-            return [status["status"] for status in statuses], per_status
+            return [status["status"] for status in statuses], status_time, floor_time
 
-    statuses, per_status = asyncio.run(scenario())
+    statuses, status_time, floor_time = asyncio.run(scenario())
     assert statuses == ["completed"] * 300
-    assert per_status < 1.0, "a status check must not wait for the running tasks"  # figures live in bench/task_load.py
+    assert status_time < 3 * floor_time, (
+        f"50 status checks took {status_time:.2f} s against {floor_time:.2f} s for 50 calls that do nothing: "
+        "a status check must not wait for the running tasks")
 
 
 def test_finished_tasks_expire_after_the_retention_time(module_settings: config.Settings) -> None:

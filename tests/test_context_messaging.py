@@ -206,7 +206,10 @@ def test_bad_input_gets_a_clear_tool_error(server: ServerProcess, tool: str, arg
 
 
 def test_polling_across_the_keep_alive_boundary_never_breaks_the_client(server: ServerProcess) -> None:
-    """The modern client's pool drops idle connections after ~5 s; the server must keep them longer (STACK.md)."""
+    """The modern client's pool drops idle connections after ~5 s; the server must keep them longer (75 s keep-alive).
+
+    Otherwise the server may close a connection just as the client reuses it, and that call fails.
+    """
 
     async def poll() -> list[int]:
         pids = []

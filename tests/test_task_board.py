@@ -147,6 +147,17 @@ def test_widget_colors_statuses_and_draws_bars() -> None:
     assert re.findall(r"<code>(\w+)</code>", value) == ["00000000", "00000001", "00000002", "00000003", "00000004"]
 
 
+def test_widget_short_columns_never_wrap_and_the_message_takes_the_rest() -> None:
+    board = TaskBoard(headless=False)
+    board.update([task(ID_A, "failed", 3, error="diverged " * 30)])
+    value = widget_html(board)
+    cells = re.findall(r"<td style='([^']*)'>", value)
+    assert len(cells) == 6
+    assert all("white-space:nowrap" in style for style in cells[:5]), "id, model, status, progress, age: one line"
+    assert "white-space:normal" in cells[5] and "min-width" in cells[5], "the message wraps, at a readable width"
+    assert "width:100%" in value
+
+
 def test_widget_rerenders_on_every_update_and_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     board = TaskBoard(headless=False)
     assert "(no tasks)" in widget_html(board)

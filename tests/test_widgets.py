@@ -135,7 +135,7 @@ def test_widget_log_is_trimmed_but_counts_are_exact() -> None:
     for i in range(12):
         panel.log(f"note {i}")
     shown = panel.log_area.value.split("\n")
-    assert shown == [f"note {i}" for i in range(7, 12)]  # the last 5, newest last
+    assert shown == [f"note {i}" for i in range(11, 6, -1)]  # the last 5, newest first (where it is seen)
     assert panel.log_count == 12
     assert panel.log_events == [f"note {i}" for i in range(12)]
 
@@ -147,7 +147,51 @@ def test_widget_on_log_with_real_mcp_params() -> None:
     asyncio.run(panel.on_log(params))
     asyncio.run(panel.on_log(mcp.types.LoggingMessageNotificationParams(level="warning", data={"beat": 4})))
     assert panel.log_events == ["[info] heartbeat 3", '[warning] {"beat": 4}']
-    assert panel.log_area.value == '[info] heartbeat 3\n[warning] {"beat": 4}'
+    assert panel.log_area.value == '[warning] {"beat": 4}\n[info] heartbeat 3'
+
+
+def test_widget_log_is_hidden_until_the_first_line_and_grows_with_it() -> None:
+    panel = widget_panel()
+    assert panel.log_area is not None
+    assert panel.log_area.layout.display == "none", "no empty message box before there is a message"
+    panel.log("network drop")
+    assert panel.log_area.layout.display is None and panel.log_area.rows == 1
+    for i in range(20):
+        panel.log(f"note {i}")
+    assert panel.log_area.rows == 8, "at most eight rows, then it scrolls"
+
+
+def test_widget_children_never_overflow_their_box() -> None:
+    panel = widget_panel()
+    assert panel.widget is not None and panel.bar is not None and panel.log_area is not None
+    # width 100% plus a widget's margin is wider than the box, which then shows a horizontal scrollbar
+    assert all(child.layout.width in (None, "auto") for child in panel.widget.children)
+    assert panel.widget.layout.overflow == "hidden"
+
+
+def test_widget_heartbeats_alone_say_how_many_arrived_and_the_last_one() -> None:
+    panel = widget_panel()
+    assert panel.bar is not None and panel.status_label is not None
+    assert panel.status_label.value == "waiting for the first message from the server..."
+    for beat in (1, 2, 3):
+        asyncio.run(panel.on_log(mcp.types.LoggingMessageNotificationParams(level="info", data=f"heartbeat {beat}")))
+    assert panel.status_label.value == "3 messages from the server (no progress reported), last: [info] heartbeat 3"
+    assert panel.status_text == panel.status_label.value
+    assert panel.bar.layout.display == "none", "no empty bar that suggests nothing is happening"
+    panel.log("a note of the notebook's own")  # not a server message: the status line stays
+    assert panel.status_label.value.startswith("3 messages")
+    panel.finish("done after 3 heartbeats")
+    assert panel.bar.layout.display is None and panel.bar.bar_style == "success"
+
+
+def test_widget_progress_wins_over_log_messages_in_the_status_line() -> None:
+    panel = widget_panel()
+    assert panel.bar is not None and panel.status_label is not None
+    asyncio.run(panel.on_log(mcp.types.LoggingMessageNotificationParams(level="info", data="starting")))
+    asyncio.run(panel(1, 4, "epoch 1/4"))
+    asyncio.run(panel.on_log(mcp.types.LoggingMessageNotificationParams(level="info", data="heartbeat")))
+    assert panel.status_label.value == "1/4 (25%) epoch 1/4"
+    assert panel.bar.layout.display is None and panel.bar.value == 1
 
 
 def test_display_shows_the_widget(monkeypatch: pytest.MonkeyPatch) -> None:

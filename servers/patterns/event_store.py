@@ -46,8 +46,21 @@ class InMemoryEventStore(EventStore):
         self._stored: asyncio.Event | None = None  # set (and replaced) whenever an event is stored
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
-        """Give the message an id (increasing, so ids order events) and remember it."""
+        """Give the message an id (increasing, so ids order events) and remember it with its stream."""
         event_id = str(next(self._counter))
+        events = self._events_of(stream_id)
+        if len(events) == self._max_events:  # the stream's oldest event makes room
+            old_id, _ = events.popleft()
+            self._stream_of.pop(old_id, None)
+        events.append((event_id, message))
+        self._stream_of[event_id] = stream_id
+        if self._stored is not None:  # wake the replays waiting for new events (see replay_events_after)
+            self._stored.set()
+            self._stored = None
+        return event_id
+
+    def _events_of(self, stream_id: StreamId) -> deque[tuple[EventId, JSONRPCMessage | None]]:
+        """The events of ``stream_id``; a new stream evicts the oldest streams beyond ``max_streams``."""
         events = self._streams.get(stream_id)
         if events is None:
             events = self._streams[stream_id] = deque()
@@ -55,15 +68,7 @@ class InMemoryEventStore(EventStore):
                 _, dropped = self._streams.popitem(last=False)
                 for old_id, _ in dropped:
                     self._stream_of.pop(old_id, None)
-        if len(events) == self._max_events:
-            old_id, _ = events.popleft()
-            self._stream_of.pop(old_id, None)
-        events.append((event_id, message))
-        self._stream_of[event_id] = stream_id
-        if self._stored is not None:
-            self._stored.set()
-            self._stored = None
-        return event_id
+        return events
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
         """Send every event of the same stream after ``last_event_id``, then tail it until the response is sent.
