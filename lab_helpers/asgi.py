@@ -53,8 +53,8 @@ KEEP_ALIVE_SECONDS = 75
 #: How long a client waits before reconnecting to a dropped, resumable stream.
 RETRY_INTERVAL_MS = 200
 
-# Log notifications are deprecated for protocol 2026-07-28 but are still how a
-# heartbeat reaches clients on the 2025-11-25 handshake (Strands uses it); the
+# Log notifications are deprecated in MCP protocol version 2026-07-28 but are still how a
+# heartbeat reaches clients that speak version 2025-11-25 (Strands' MCPClient does); the
 # heartbeat lesson uses them on purpose, so the warning would only be noise.
 warnings.filterwarnings("ignore", category=MCPDeprecationWarning)
 
