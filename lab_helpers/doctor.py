@@ -68,6 +68,16 @@ def agentcore_status(settings: config.Settings) -> str:
     return f"local emulator not running yet (make lab, or use_agentcore() in a notebook, starts it at {endpoint})"
 
 
+def redis_status() -> str:
+    """Which Redis notebook 05's durable task backend runs (version and where from), or why it runs in memory."""
+    from lab_helpers.redis_server import INSTALL_HINT, find_redis
+
+    found = find_redis()
+    if found is None:
+        return f"none found: notebook 05 keeps its tasks in memory ({INSTALL_HINT})"
+    return f"{found.describe()}: notebook 05's durable task backend"
+
+
 def report(settings: config.Settings) -> tuple[list[str], list[str]]:
     """The doctor's lines, and the problems that stop the lessons from running."""
     problems: list[str] = []
@@ -88,6 +98,7 @@ def report(settings: config.Settings) -> tuple[list[str], list[str]]:
         f"  AWS credentials    {'found (' + source + ')' if source else 'none found'}",
         f"  runs locally       MCP servers from servers/ on {settings.host} (free ports), the NumPy training workload",
         f"  AgentCore          {agentcore_status(settings)}",
+        f"  Redis              {redis_status()}",
         f"  agents' model      {settings.model} (LAB_MODEL: offline is a deterministic stand-in, no LLM)",
         f"  artifacts          {settings.artifacts_dir}",
         f"  server logs        {settings.logs_dir}",

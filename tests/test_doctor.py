@@ -61,3 +61,23 @@ def test_a_missing_package_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     lines, problems = report(config.load(env={}))
     assert "  no-such-package-xyz MISSING" in lines or any("no-such-package-xyz" in line and "MISSING" in line for line in lines)
     assert problems == ["no-such-package-xyz is not installed in this Python: run `make lab` (or `make test`) to set up .venv"]
+
+
+def test_it_says_which_redis_runs() -> None:
+    from lab_helpers.redis_server import find_redis
+
+    lines, _ = report(config.load(env={}))
+    [line] = [line for line in lines if line.startswith("  Redis ")]
+    found = find_redis()
+    if found is None:
+        assert "none found: notebook 05 keeps its tasks in memory" in line
+    else:
+        assert f"Redis {found.version()} from {found.source} ({found.path})" in line
+
+
+def test_no_redis_is_reported_with_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("lab_helpers.redis_server.find_redis", lambda: None)
+    lines, problems = report(config.load(env={}))
+    assert any(line.startswith("  Redis              none found") and "apt-get install redis-server" in line
+               for line in lines)
+    assert not problems, "the lesson runs without Redis, on the in-memory backend"

