@@ -318,6 +318,16 @@ def _scores(result: dict[str, Any]) -> str:
     return ", ".join(parts) or "no scores recorded"
 
 
+#: Where a task server's answer came from (its ``source`` field), in words; other sources are said as given.
+_SOURCES = {"live": "the task server's running task", "memory": "AgentCore Memory"}
+
+
+def _read_from(data: dict[str, Any]) -> str:
+    """Where the facts of an answer came from, e.g. ``" (Read from AgentCore Memory.)"``, when the server said so."""
+    source = data.get("source")
+    return f" (Read from {_SOURCES.get(source, source)}.)" if source else ""
+
+
 def _status_sentence(data: dict[str, Any]) -> str:
     """One line about a task from a status dict (check_task_status, list_tasks, cancel_task)."""
     total = data.get("total", data.get("epochs"))
@@ -327,9 +337,7 @@ def _status_sentence(data: dict[str, Any]) -> str:
         line += f" Last message: {data['message']}."
     if data.get("error"):
         line += f" Error: {data['error']}."
-    if data.get("source"):
-        line += f" (Read from {data['source']}.)"
-    return line
+    return line + _read_from(data)
 
 
 def _help(reason: str = "") -> str:
@@ -527,9 +535,7 @@ def _answer_tool_result(tool_result: dict[str, Any], messages: Messages) -> str:
     if wanted == RESULTS:
         answer = (f"Task {payload.get('task_id')} (model '{payload.get('model_name')}', {payload.get('epochs')} "
                   f"epochs) finished with {_scores(payload)}. The model is saved at {payload.get('artifact_path')}.")
-        if payload.get("source"):
-            answer += f" (Read from {payload['source']}.)"
-        return answer
+        return answer + _read_from(payload)
     if wanted == LIST:
         tasks = payload.get("tasks") or []
         if not tasks:

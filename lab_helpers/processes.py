@@ -13,6 +13,10 @@ Cleanup, in three layers, and only ever of processes started here:
   interpreter exits normally, including after a failing notebook cell;
 * on Linux the child also gets ``PR_SET_PDEATHSIG``: if the kernel itself is
   killed, the kernel's servers receive SIGTERM instead of living on as orphans.
+
+A server's log is a file, so it is written without colours: a Jupyter kernel sets ``FORCE_COLOR`` for the
+programs it runs, which would fill the log with terminal escape codes. :meth:`ServerProcess.log_lines` picks
+the lines that matter out of the log, as plain text, for a notebook to show.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import atexit
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -36,6 +41,16 @@ from lab_helpers import config
 
 #: Where the server scripts live.
 SERVERS_DIR = config.REPO_ROOT / "servers"
+
+#: Variables that make programs colour their output even when it is not a terminal (ipykernel sets them so
+#: that tools print in colour in a notebook); a server's log is a file and must stay plain text.
+FORCE_COLOUR_VARIABLES = ("FORCE_COLOR", "CLICOLOR_FORCE", "CLICOLOR", "PY_COLORS")
+
+#: Terminal escape sequences (colours, styles, hyperlinks) that may still reach a log from a library.
+_ESCAPES = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+
+#: The line ``start`` writes to the log before each launch ("--- 12:00:00 starting: ..."); a run's lines follow it.
+_START_LINE = re.compile(r"^--- \d\d:\d\d:\d\d starting: ")
 
 _running: set[ServerProcess] = set()
 _running_lock = threading.Lock()
@@ -132,7 +147,6 @@ class ServerProcess:
         if self.is_running:
             raise RuntimeError(f"{self.name} is already running (pid {self.pid})")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.as_env(), **self.extra_env, "PYTHONUNBUFFERED": "1"}
         command = self.command()
         with open(self.log_path, "ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(command[1:])}\n".encode())
@@ -142,7 +156,7 @@ class ServerProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                env=env,
+                env=self.environment(),
                 cwd=config.REPO_ROOT,
                 preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             )
@@ -154,6 +168,11 @@ class ServerProcess:
             self.kill()
             raise
         return self
+
+    def environment(self) -> dict[str, str]:
+        """The server's environment: this process's, the settings, ``env``; unbuffered and without colours."""
+        inherited = {key: value for key, value in os.environ.items() if key not in FORCE_COLOUR_VARIABLES}
+        return {**inherited, **self.settings.as_env(), "NO_COLOR": "1", **self.extra_env, "PYTHONUNBUFFERED": "1"}
 
     def command(self) -> list[str]:
         """The command line that starts the server (a subclass may run something other than a Python script)."""
@@ -224,6 +243,19 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_lines(self, pattern: str, *, all_runs: bool = False) -> list[str]:
+        """The log lines matching the regular expression ``pattern``, as plain text (escape codes removed).
+
+        Only the lines of the latest start (the log of a restarted server keeps its earlier runs above),
+        unless ``all_runs``. For a notebook that shows the one line a lesson is about.
+        """
+        lines = self.log_text().splitlines()
+        if not all_runs:
+            starts = [index for index, line in enumerate(lines) if _START_LINE.match(line)]
+            lines = lines[starts[-1] + 1:] if starts else lines
+        plain = (_ESCAPES.sub("", line).rstrip() for line in lines)
+        return [line for line in plain if re.search(pattern, line)]
 
     # -- context manager and display -----------------------------------------------------------
     def __enter__(self) -> ServerProcess:

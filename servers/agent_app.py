@@ -7,12 +7,12 @@
 microVM would:
 
 * the model from ``LAB_MODEL`` (``lab_helpers.models``: offline by default locally);
-* ``AgentCoreMemorySessionManager`` for that memory, actor and session, which
+* ``AgentCoreMemorySessionManager`` for that memory, actor and session (:func:`session_manager_for`), which
   restores the conversation from Memory, including the task outcomes the
   persistent-tasks server wrote there while the agent was not running (a notice
   written in the middle of a turn is put after it, see :class:`LessonSessionManager`);
 * the persistent-tasks MCP server at ``LAB_TASKS_MCP_URL`` through Strands'
-  ``MCPClient``, with the caller's identity in the
+  ``MCPClient`` (:func:`connect_tasks_server`), with the caller's identity in the
   ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-*`` headers so the server records
   results for the right actor and session. A server that does not answer is
   reported in the reply, and the agent still answers from Memory.
@@ -123,35 +123,44 @@ def tool_calls(messages: list[dict[str, Any]], since: int) -> list[dict[str, Any
             if "toolUse" in block]
 
 
-def answer(prompt: str, identity: Identity) -> dict[str, Any]:
-    """Build the agent for this caller, run one turn, and say what it did."""
-    model = load_model(settings)
-    session_manager = LessonSessionManager(
+def session_manager_for(identity: Identity) -> LessonSessionManager:
+    """This caller's conversation: restored from AgentCore Memory when the agent is built, saved back turn by turn."""
+    return LessonSessionManager(
         AgentCoreMemoryConfig(memory_id=identity.memory_id, session_id=identity.session_id,
                               actor_id=identity.actor_id),
         region_name=settings.region,
     )
+
+
+def connect_tasks_server(identity: Identity) -> tuple[MCPClient | None, str]:
+    """A started MCP client of the task server that names the caller in every request's headers, and a status line.
+
+    The client is None (the status says why) when ``LAB_TASKS_MCP_URL`` is unset or nothing answers there:
+    the agent then answers from Memory alone.
+    """
     url = os.environ.get("LAB_TASKS_MCP_URL")
-    tasks_server = "not configured (set LAB_TASKS_MCP_URL)"
-    client = None
-    if url:
-        problem = unreachable(url)
-        if problem:
-            tasks_server = f"unreachable: {url} ({problem}); answering from Memory only"
-        else:
-            client = MCPClient(url=url, headers=tasks_server_headers(url, identity),
-                               startup_timeout=TASKS_SERVER_TIMEOUT_SECONDS)
-            try:
-                client.start()
-                tasks_server = f"connected: {url}"
-            except Exception as error:  # noqa: BLE001 - the agent still answers from Memory; the reply says why
-                tasks_server = f"unreachable: {url} ({type(error).__name__}: {error}); answering from Memory only"
-                client = None
+    if not url:
+        return None, "not configured (set LAB_TASKS_MCP_URL)"
+    problem = unreachable(url)
+    if problem:
+        return None, f"unreachable: {url} ({problem}); answering from Memory only"
+    client = MCPClient(url=url, headers=tasks_server_headers(url, identity),
+                       startup_timeout=TASKS_SERVER_TIMEOUT_SECONDS)
     try:
-        tools = client.list_tools_sync() if client else []
-        agent = Agent(model=model, tools=tools, system_prompt=SYSTEM_PROMPT, session_manager=session_manager,
-                      callback_handler=None)
-        restored = len(agent.messages)
+        client.start()
+    except Exception as error:  # noqa: BLE001 - the agent still answers from Memory; the reply says why
+        return None, f"unreachable: {url} ({type(error).__name__}: {error}); answering from Memory only"
+    return client, f"connected: {url}"
+
+
+def answer(prompt: str, identity: Identity) -> dict[str, Any]:
+    """Build the agent for this caller (conversation from Memory, tools from the task server), run one turn."""
+    client, tasks_server = connect_tasks_server(identity)
+    try:
+        model = load_model(settings)
+        agent = Agent(model=model, tools=client.list_tools_sync() if client else [], system_prompt=SYSTEM_PROMPT,
+                      session_manager=session_manager_for(identity), callback_handler=None)
+        restored = len(agent.messages)  # what the session manager brought back from Memory
         result = agent(prompt)
         return {
             "answer": str(result).strip(),

@@ -17,8 +17,9 @@ stay queryable by task id after a restart: they are read back from Memory.
 
 Every tool needs the caller's identity (``servers/patterns/caller_identity.py``): the headers
 ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-Memory-Id``, ``-Actor-Id`` and
-``-Session-Id``, or the seed's ``Mcp-Session-Id: session@@@memory@@@actor``. The
-server runs stateless (as AgentCore Runtime hosts MCP servers), so that
+``-Session-Id``, or ``Mcp-Session-Id: session@@@memory@@@actor`` as in the AWS blog post
+"Build long-running MCP servers on Amazon Bedrock AgentCore with Strands Agents integration"
+(https://aws.amazon.com/blogs/machine-learning/build-long-running-mcp-servers-on-amazon-bedrock-agentcore-with-strands-agents-integration/). The server runs stateless (as AgentCore Runtime hosts MCP servers), so that
 ``Mcp-Session-Id`` is the client's to set. A caller only ever sees its own tasks.
 
 Run: ``python servers/persistent_tasks.py --port 8000`` (with the Memory endpoint and

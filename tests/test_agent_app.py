@@ -7,7 +7,6 @@ restored conversation stays valid for the Bedrock Converse API; bad invocations 
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +18,7 @@ import pytest
 from conftest import LocalAgentCore
 from patterns.caller_identity import Identity
 from lab_helpers.processes import ServerProcess
+from lab_helpers.waiting import WaitTimeout, eventually
 from patterns.memory_outbox import records_in_memory
 from patterns.task_records import (
     TaskRecord, acknowledgement_text, conversation_problems, notice_text, settle_notices,
@@ -54,11 +54,17 @@ def ask(agent: ServerProcess, prompt: str, session: str, actor: str = "user-1") 
 def recorded(identity: Identity, condition: Any, task_id: str | None = None, timeout: float = 30) -> list[TaskRecord]:
     """Task records in Memory, newest first, once they satisfy ``condition`` (the server writes them a moment later)."""
     client = boto3.client("bedrock-agentcore")
-    deadline = time.monotonic() + timeout
-    while not condition(records := records_in_memory(client, identity, task_id)):
-        assert time.monotonic() < deadline, records
-        time.sleep(0.05)
-    return records
+    found: list[TaskRecord] = []
+
+    def satisfied() -> bool:
+        found[:] = records_in_memory(client, identity, task_id)
+        return bool(condition(found))
+
+    try:
+        eventually(satisfied, timeout, what="task records in Memory that satisfy the test")
+    except WaitTimeout as error:
+        raise WaitTimeout(f"{error}; the records: {found}") from None
+    return found
 
 
 def ending(identity: Identity, task_id: str) -> TaskRecord:

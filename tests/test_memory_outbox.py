@@ -109,6 +109,15 @@ def test_recover_turns_tasks_left_open_by_a_dead_process_into_interrupted_record
     assert second.recover() == []  # once only
 
 
+def test_recover_removes_files_a_crash_left_half_written(tmp_path: Path) -> None:
+    store = TaskMemory(tmp_path, FlakyClient())
+    store.record(record("started"), WHO)
+    (tmp_path / "outbox" / "3f1c2a9e-completed.tmp").write_text('{"identity": {"memo')
+    (tmp_path / "open" / "3f1c2a9e.tmp").write_text("")
+    assert [r.status for r in TaskMemory(tmp_path, FlakyClient()).recover()] == ["interrupted"]
+    assert list(tmp_path.glob("*/*.tmp")) == []
+
+
 def test_an_ended_task_is_not_recovered_as_interrupted(tmp_path: Path) -> None:
     store = TaskMemory(tmp_path, FlakyClient())
     store.record(record("started"), WHO)

@@ -153,6 +153,7 @@ def test_status_with_an_explicit_task_id(server: FakeTaskServer, prompt: str) ->
     answer = ask(make_agent(server), prompt)
     assert server.calls == [("check_task_status", {"task_id": TASK_ID})]
     assert "running" in answer and "4 of 10 epochs" in answer
+    assert answer.endswith("(Read from the task server's running task.)"), answer
 
 
 @pytest.mark.parametrize("prompt", ["what's the status of my task", "check on my training", "is it done?"])
@@ -176,7 +177,7 @@ def test_results_report_the_real_scores(server: FakeTaskServer, prompt: str) -> 
     answer = ask(make_agent(server, notices(record("interrupted"))), prompt)
     assert server.calls == [("get_task_results", {"task_id": TASK_ID})]
     for expected in ("val accuracy 0.912", "train accuracy 0.954", "train loss 0.123", "val loss 0.235",
-                     "/tmp/artifacts/spiral-net.npz", "memory"):
+                     "/tmp/artifacts/spiral-net.npz", "(Read from AgentCore Memory.)"):
         assert expected in answer
 
 

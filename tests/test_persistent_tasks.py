@@ -180,7 +180,7 @@ def test_the_seed_header_and_the_explicit_headers_name_the_same_caller(
     started = asyncio.run(call(server, seed, "model_training", model_name="seeded", epochs=3))
     asyncio.run(settled(server, identity, started["task_id"]))
     assert asyncio.run(call(server, seed, "check_task_status", task_id=started["task_id"]))["status"] == "completed"
-    # Explicit headers win over the seed form when both are sent.
+    # Explicit headers win over the Mcp-Session-Id form when both are sent.
     other = who(agentcore, actor="user-2", session="session-seed-000001")
     both = {**seed, **other.headers()}
     message = asyncio.run(error(server, both, "check_task_status", task_id=started["task_id"]))

@@ -15,6 +15,7 @@ import pytest
 
 from lab_helpers import config, processes
 from lab_helpers.processes import ServerProcess, ServerStartError
+from lab_helpers.waiting import eventually
 
 TINY_SERVER = textwrap.dedent(
     """
@@ -52,19 +53,15 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _wait_dead(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return True
-        time.sleep(0.05)
-    return False
+    return eventually(lambda: not _pid_alive(pid), timeout, what=f"process {pid} to end")
 
 
 def test_starts_on_loopback_and_a_free_port_and_answers(tiny_script: Path, settings: config.Settings) -> None:
     with ServerProcess(tiny_script, settings=settings) as server:
         assert server.is_running
         assert server.url == f"http://127.0.0.1:{server.port}/mcp"
-        assert httpx.get(server.base_url + "/health").json() == {"status": "ok", "server": "tiny"}
+        health = httpx.get(server.base_url + "/health").json()
+        assert (health["status"], health["server"], health["pid"]) == ("ok", "tiny", server.pid)
         assert server in processes.running()
         assert "starting" in server.log_text()
     assert not server.is_running
@@ -87,6 +84,26 @@ def test_stop_kill_and_restart(tiny_script: Path, settings: config.Settings) -> 
         assert server.stop() in (0, -signal.SIGTERM)  # stopping twice is harmless and signals nothing
     finally:
         server.kill()
+
+
+def test_the_log_is_plain_text_and_log_lines_picks_this_runs_lines(
+    tiny_script: Path, settings: config.Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Jupyter kernel forces colour on the programs it starts; the server's rich log handler must not obey.
+    monkeypatch.setenv("FORCE_COLOR", "1")
+    monkeypatch.setenv("CLICOLOR_FORCE", "1")
+    with ServerProcess(tiny_script, settings=settings) as server:
+        assert "FORCE_COLOR" not in server.environment() and server.environment()["NO_COLOR"] == "1"
+        serving = eventually(lambda: server.log_lines("tiny serving on"), 10, what="the 'serving on' log line")
+        assert "\x1b" not in server.log_text()
+        server.restart()
+        eventually(lambda: server.log_lines("tiny serving on"), 10, what="the line of the second run")
+        assert len(server.log_lines("tiny serving on", all_runs=True)) == 2
+        assert len(server.log_lines("tiny serving on")) == 1 and server.log_lines("no such line") == []
+    assert "\x1b" not in serving[0]
+    with open(server.log_path, "a") as log:  # a library that writes escape codes anyway: they are stripped
+        log.write("\x1b[33mWARNING\x1b[0m \x1b]8;id=1;file:///x.py\x1b\\x.py\x1b]8;;\x1b\\ coloured line\n")
+    assert server.log_lines("coloured line") == ["WARNING x.py coloured line"]
 
 
 def test_a_server_that_crashes_at_start_reports_its_log(tmp_path: Path, settings: config.Settings) -> None:

@@ -7,8 +7,10 @@ which memory, actor (user) and session the result belongs to. Two ways carry it:
   AgentCore Runtime forwards to the hosted server when they are allow-listed in the
   runtime's request header configuration: ``...-Custom-Memory-Id``, ``...-Custom-Actor-Id``
   and ``...-Custom-Session-Id``;
-* the seed blog's form, ``session_id@@@memory_id@@@actor_id`` packed into the
-  ``Mcp-Session-Id`` header, kept for fidelity with that code.
+* ``session_id@@@memory_id@@@actor_id`` packed into the ``Mcp-Session-Id`` header, the form
+  the AWS blog post "Build long-running MCP servers on Amazon Bedrock AgentCore with Strands
+  Agents integration" uses (https://aws.amazon.com/blogs/machine-learning/build-long-running-mcp-servers-on-amazon-bedrock-agentcore-with-strands-agents-integration/),
+  kept so that code written after that post works here too.
 
 Explicit headers win when present. Anything missing or malformed is a
 :class:`IdentityError` that names what is missing and how to send it, never an

@@ -187,7 +187,10 @@ class TaskMemory:
 
         Call once when a server starts, before it takes calls: the open marks are
         exactly the tasks that were running when the previous process died.
+        Half-written files that process left (``*.tmp``: a crash during ``_write_json``) are removed.
         """
+        for half_written in [*self.outbox_dir.glob("*.tmp"), *self.open_dir.glob("*.tmp")]:
+            half_written.unlink(missing_ok=True)
         interrupted = []
         for mark in sorted(self.open_dir.glob("*.json")):
             data = _read_json(mark)
