@@ -17,13 +17,12 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: lab test run bench doctor kernel clean
 
-$(STAMP): requirements.txt pyproject.toml
+# uv (pinned in requirements.txt) installs when it reaches the packages pip would reach, else pip does; no
+# byte-compiling up front (see lab_helpers/install.py). Then the pins are checked for conflicts, as `pip check` does.
+$(STAMP): requirements.txt pyproject.toml lab_helpers/install.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, found " + sys.version.split()[0] + ": run make PYTHON=python3.11 ...")'
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
-	$(BIN)/python -m pip check
-	$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (agentcore-longrun-lab)" > /dev/null
+	@$(PYTHON) lab_helpers/install.py $(VENV)
+	@$(BIN)/python -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (agentcore-longrun-lab)" > /dev/null
 	@touch $@
 
 ## lab: set up, start the local AgentCore emulator, then serve JupyterLab on the repository at http://127.0.0.1:$(LAB_JUPYTER_PORT)
