@@ -176,7 +176,7 @@ def serve(
 
     ``stateless=True`` serves every request on its own, with no MCP session of the
     server's making, as AgentCore Runtime hosts MCP servers; the client may then put
-    its own value in ``Mcp-Session-Id`` (the seed blog's way of passing the caller's identity).
+    its own value in ``Mcp-Session-Id`` (the AWS blog's way of passing the caller's identity, notebook 03).
     ``on_shutdown`` is awaited when a graceful stop begins, while the event loop and the
     server's background tasks still run (code after ``serve()`` never runs: uvicorn
     re-raises the SIGTERM it caught once it has stopped).
