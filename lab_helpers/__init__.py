@@ -18,6 +18,7 @@ servers built from them in ``servers/``; read those to learn how long-running wo
 * ``timeline``: runtime sessions' states, live while a lesson waits and as a timeline after;
 * ``redis_server``: a ``redis-server`` for notebook 05's durable task backend;
 * ``doctor`` and ``run_notebooks``: ``python -m lab_helpers doctor`` and ``python -m lab_helpers run``;
+* ``install``: fill ``.venv`` with the pinned packages (uv, else pip), run by ``make lab`` and ``make test``;
 * ``emulator``: the local AgentCore emulator (Memory and Runtime), ``python -m lab_helpers.emulator serve``;
   ``agentcore_local`` is its former name, kept as an alias.
 """
