@@ -29,8 +29,12 @@ import jsonschema  # noqa: F401
 from mcp import ClientSession
 from mcp.client.session import IncomingMessage, LoggingFnT
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
 from mcp.types import LoggingMessageNotification, ProgressNotification
+
+#: The mcp SDK's own defaults (30 s per HTTP operation, 5 minutes of silence on a stream), written out here
+#: because the SDK keeps them in a private module.
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_IDLE_TIMEOUT = 300.0
 
 
 class _SessionAlreadyClosed(logging.Filter):
@@ -88,7 +92,7 @@ class NotificationCounter:
 async def open_session(
     url: str,
     *,
-    idle_timeout: float = MCP_DEFAULT_SSE_READ_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     headers: Mapping[str, str] | None = None,
     logging_callback: LoggingFnT | None = None,
     message_handler: NotificationCounter | None = None,
@@ -101,7 +105,7 @@ async def open_session(
     """
     if not idle_timeout > 0:
         raise ValueError(f"idle_timeout must be positive seconds, got {idle_timeout!r}")
-    timeout = httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=idle_timeout)
+    timeout = httpx2.Timeout(DEFAULT_TIMEOUT, read=idle_timeout)
     try:
         async with httpx2.AsyncClient(timeout=timeout, headers=dict(headers or {}), follow_redirects=True) as http:
             async with streamable_http_client(url, http_client=http) as (read, write):
@@ -136,9 +140,13 @@ async def task_by_id(client: Any, task_id: str) -> Any:
     """``tasks/get`` for any task id, from any connection: a fastmcp ``Client`` after a restart, say.
 
     fastmcp offers ``status()`` only on the ``ToolTask`` handle that started the task; a client that
-    kept just the id (notebook 05's restart test) sends the request itself. Raises ``McpError`` for
-    an id the server does not know.
+    kept just the id (notebook 05's restart test) sends the request itself. Raises ``MCPError`` for
+    an id the server does not know. Import ``fastmcp_tasks`` before the client connects (``call_tool_task``
+    comes from it): the import is what makes fastmcp's ``Client`` declare the tasks extension, and a client
+    that did not declare it is refused ``tasks/get`` (error -32021). It is not imported here because it costs
+    1.5 s, which the lessons without tasks need not pay.
     """
-    from fastmcp_tasks.client import _send_get  # the SEP-2663 wire call, not exported by fastmcp-tasks 4.1.1
+    from fastmcp_tasks.client_models import ClientGetTaskResult, GetTaskRequest, GetTaskRequestParams
 
-    return await _send_get(client.session, task_id)
+    request = GetTaskRequest(params=GetTaskRequestParams(task_id=task_id))
+    return await client.session.send_request(request, ClientGetTaskResult)
