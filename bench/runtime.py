@@ -2,7 +2,7 @@
 
 Starts a private emulator (``lab_helpers.agentcore.use_agentcore`` on a free port, a temporary database, time scale
 0.02) on 127.0.0.1, deploys ``servers/runtime_agent.py`` with ``lab_helpers.deploy.deploy`` (idle timeout 3600
-lesson seconds = 72 s, so no session ends during the run) and calls it with ``{"action": "status"}``, which the
+seconds at time scale 1 = 72 s, so no session ends during the run) and calls it with ``{"action": "status"}``, which the
 agent answers at once. It prints:
 
 * **cold start**: the time of the first ``lab_helpers.deploy.invoke`` for a new ``runtimeSessionId`` (the emulator
@@ -26,7 +26,7 @@ agent answers at once. It prints:
 
   with p50/p90/p99 in ms and the ratios to ``direct``.
 
-Note: the emulator pings every session every 2 lesson seconds, but at most 5 times a second (0.2 s at CI's time
+Note: the emulator pings every session every 2 s at time scale 1, but at most 5 times a second (0.2 s at CI's time
 scale 0.02); that background load is the same for every way of calling it.
 
 Figures only; nothing here passes or fails. Every process started (emulator, session processes, the direct
@@ -60,7 +60,7 @@ REPO = Path(__file__).resolve().parent.parent
 AGENT = "runtime_agent.py"
 RUNTIME_NAME = "bench_agent"
 TIME_SCALE = 0.02
-IDLE_TIMEOUT = 3600  # lesson seconds: 72 s at 0.02, longer than any idle stretch here
+IDLE_TIMEOUT = 3600  # seconds at time scale 1: 72 s at 0.02, longer than any idle stretch here
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 PAYLOAD = {"action": "status"}
 WARM_UP = 10

@@ -39,7 +39,7 @@ import numpy as np
 
 from lab_helpers.config import Settings
 
-#: Length of one epoch in lesson seconds (multiplied by the time scale): a run of 20 epochs reads along in 20 s.
+#: Length of one epoch at time scale 1 (the reading pace; multiplied by the time scale): a run of 20 epochs reads along in 20 s.
 EPOCH_SECONDS = 1.0
 
 #: Allowed model names. The name becomes part of the artifact's file name, so no

@@ -44,7 +44,7 @@ from patterns.tool_errors import tool_errors
 
 #: ``model_training``'s default number of epochs (also where the request is checked before a task exists).
 DEFAULT_EPOCHS = 10
-#: How often clients should poll ``tasks/get``, in lesson seconds (scaled by the time scale).
+#: How often clients should poll ``tasks/get``, in seconds at time scale 1 (scaled by the time scale).
 POLL_SECONDS = 0.5
 #: ...but never faster than this (real seconds): a poll is a whole HTTP round trip.
 MIN_POLL_SECONDS = 0.05
