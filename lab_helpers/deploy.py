@@ -1,7 +1,8 @@
 """Deploy agents and MCP servers to AgentCore Runtime, and call them: the same code in both modes.
 
 :func:`deploy` makes a runtime from a directory of Python code and an entry point, :func:`wait_ready`
-waits until it serves, :func:`invoke` calls it, :func:`destroy` removes what :func:`deploy` created.
+waits until it serves, :func:`invoke` calls it, :func:`stop_sessions` ends its live sessions, :func:`destroy`
+removes what :func:`deploy` created.
 All of it goes through boto3's ``bedrock-agentcore-control`` and ``bedrock-agentcore`` clients with
 exactly AWS's API; only the artifact (where the code is) and the role differ between the modes.
 
@@ -14,6 +15,14 @@ emulator runs ``python <prefix>/<entryPoint[0]> --host 127.0.0.1 --port <port>``
         "code": {"s3": {"bucket": "agentcore-local", "prefix": "/abs/path/to/source_dir"}},
         "runtime": "PYTHON_3_11", "entryPoint": ["agent_app.py"]}}
     roleArn="arn:aws:iam::123456789012:role/agentcore-local"
+
+Time, locally: ``deploy`` puts the caller's ``time_scale`` in the runtime's ``environmentVariables`` as
+``LAB_TIME_SCALE`` (unless ``environment`` sets it), and the emulator runs that runtime's lifecycle rules (idle
+timeout, maximum lifetime) on that clock, and its code at that pace, whatever scale the emulator itself was
+started with. So a notebook at ``time_scale=0.1`` sees AWS's 60-second idle timeout last 6 s, and epochs of 0.1 s
+(:attr:`Deployment.time_scale`). In AWS mode nothing is scaled: the Runtime's clock is AWS's, and the code runs
+at its default pace (time scale 1). The sessions of every local runtime deployed by this process are stopped
+when the process exits (a kernel shut down after a failing cell leaves none running in a shared emulator).
 
 **AWS mode** (``LAB_MODE=aws``), direct code deployment: the source directory is zipped (its files at the
 zip root, so the entry point is too; plus this repository's ``lab_helpers`` and ``patterns`` packages, so
@@ -46,6 +55,7 @@ What this helper created is recorded in ``<state_dir>/runtime-deployments.json``
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import json
@@ -64,6 +74,8 @@ from botocore.exceptions import ClientError
 
 from lab_helpers import config
 from lab_helpers.emulator.runtime_sessions import LOCAL_BUCKET  # the emulator's marker for "a local directory"
+from lab_helpers.emulator.runtime_sessions import TIME_SCALE_VARIABLE
+from lab_helpers.timeline import runtime_report
 
 Protocol = Literal["HTTP", "MCP"]
 
@@ -104,6 +116,9 @@ class Deployment:
     updated: bool = False  # True: an existing runtime got the new configuration
     status: str = "CREATING"
     protocol: Protocol = "HTTP"
+    #: The runtime's clock: each of its durations (idle timeout, maximum lifetime, a training epoch) lasts this
+    #: many times its length in real seconds; locally the deploying settings' time_scale, on AWS always 1.
+    time_scale: float = 1.0
 
 
 # -- clients -----------------------------------------------------------------------------------------
@@ -153,7 +168,7 @@ def _validate(name: str, source: Path, entry_point: str, protocol: str, environm
         raise ValueError(f"idle_timeout ({idle_timeout} s) cannot be longer than max_lifetime ({max_lifetime} s)")
     if not all(isinstance(k, str) and isinstance(v, str) for k, v in environment.items()):
         raise ValueError("environment must map strings to strings")
-    if len(environment) > 49:  # AWS allows 50 variables; deploy() may add LAB_HOST
+    if len(environment) > 49:  # AWS allows 50 variables; deploy() may add LAB_HOST or LAB_TIME_SCALE
         raise ValueError(f"environment can have at most 49 variables, got {len(environment)}")
     if request_headers is not None and not (1 <= len(request_headers) <= 20):
         raise ValueError(f"request_headers must list 1 to 20 header names, got {len(request_headers)}")
@@ -400,7 +415,9 @@ def deploy(
     idle session lives and how long any session may live (AWS's defaults, 900 and 28800). ``request_headers``
     are the headers AgentCore forwards to the code (e.g. ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-Actor-Id``).
     ``packages_dir`` (AWS mode only): third-party packages built for Linux arm64 to put in the zip.
-    With ``wait`` the call returns once the runtime is READY.
+    With ``wait`` the call returns once the runtime is READY. Locally the runtime runs at ``settings.time_scale``
+    (``LAB_TIME_SCALE`` in its environment, see the module's docstring) and its sessions are stopped when this
+    process exits.
     """
     settings = settings or config.load()
     source = Path(source)
@@ -425,6 +442,7 @@ def deploy(
         artifact = {"codeConfiguration": {"code": {"s3": {"bucket": LOCAL_BUCKET, "prefix": str(source.resolve())}},
                                           "runtime": PYTHON_RUNTIME, "entryPoint": [entry_point]}}
         role_arn = LOCAL_ROLE_ARN
+        environment.setdefault(TIME_SCALE_VARIABLE, repr(settings.time_scale))  # the emulator's clock for it
 
     desired: dict[str, Any] = {
         "agentRuntimeArtifact": artifact,
@@ -464,9 +482,13 @@ def deploy(
         name=name, arn=reply["agentRuntimeArn"], runtime_id=reply["agentRuntimeId"],
         version=str(reply["agentRuntimeVersion"]), mode=settings.mode, created=existing is None, updated=updated,
         status=str(reply.get("status", "CREATING")), protocol=protocol,
+        time_scale=float(environment[TIME_SCALE_VARIABLE]) if settings.mode == "local" else 1.0,
     )
     state["runtimes"][name] = {"runtime_id": deployment.runtime_id, "arn": deployment.arn, "created": owned}
     save()
+    emulator = os.environ.get("AWS_ENDPOINT_URL_BEDROCK_AGENTCORE")
+    if settings.mode == "local" and emulator:
+        _stop_at_exit[deployment.arn] = (deployment.runtime_id, emulator)
     if wait and deployment.status != "READY":
         ready = wait_ready(deployment.runtime_id, settings=settings)
         deployment = replace(deployment, status=ready["status"], version=str(ready["agentRuntimeVersion"]),
@@ -604,6 +626,53 @@ def invoke(
 
 
 # -- cleaning up -----------------------------------------------------------------------------------
+#: Local runtimes deployed by this process: ARN -> (runtime id, the emulator's endpoint). Their sessions end with it.
+_stop_at_exit: dict[str, tuple[str, str]] = {}
+
+
+def _stop_live_sessions(arn: str, runtime_id: str, endpoint: str, region: str) -> list[str]:
+    """StopRuntimeSession for every session the emulator at ``endpoint`` runs for the runtime; their ids."""
+    import boto3
+
+    live = [s["sessionId"] for s in runtime_report(endpoint)["sessions"] if s["runtimeId"] == runtime_id]
+    if not live:
+        return []
+    client = boto3.client("bedrock-agentcore", region_name=region, endpoint_url=endpoint)
+    stopped = []
+    for session_id in live:
+        try:
+            client.stop_runtime_session(agentRuntimeArn=arn, runtimeSessionId=session_id)
+            stopped.append(session_id)
+        except ClientError as error:
+            if _error_code(error) != "ResourceNotFoundException":  # it ended meanwhile: nothing to stop
+                raise
+    return stopped
+
+
+def stop_sessions(deployment: Deployment, settings: config.Settings | None = None) -> list[str]:
+    """Stop every live session of ``deployment`` and return their ids (local mode; AWS mode stops none).
+
+    A run interrupted before its clean-up leaves its sessions running, busy with work nobody waits for; the next
+    run calls this first, so that it starts with none. Only the emulator can list a runtime's sessions: AWS has no
+    such API, so in AWS mode this returns ``[]`` and the Runtime ends those sessions at their idle timeout.
+    """
+    settings = settings or config.load()
+    if settings.mode != "local":
+        return []
+    endpoint = _client("bedrock-agentcore", settings).meta.endpoint_url
+    return _stop_live_sessions(deployment.arn, deployment.runtime_id, endpoint, settings.region)
+
+
+@atexit.register
+def _stop_sessions_at_exit() -> None:
+    """On exit, stop the sessions of the local runtimes this process deployed (the runtimes themselves stay)."""
+    for arn, (runtime_id, endpoint) in list(_stop_at_exit.items()):
+        try:
+            _stop_live_sessions(arn, runtime_id, endpoint, config.load().region)
+        except Exception:  # noqa: BLE001 - the emulator may be gone already (it ended them then); never fail an exit
+            pass
+
+
 def destroy(settings: config.Settings | None = None) -> list[str]:
     """Delete what :func:`deploy` created in this mode and region, and forget what it only reused.
 

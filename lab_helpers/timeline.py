@@ -1,9 +1,11 @@
-"""Runtime sessions over time: the local emulator's transition log, as segments and as a plot.
+"""Runtime sessions as the local emulator sees them: a live table while a lesson waits, and a timeline after.
 
 The emulator records every state a runtime session passes through (``starting``, ``Healthy``,
-``HealthyBusy``, ``ended`` with the reason) at ``GET /local/runtime-sessions``. Notebook 04 turns that
-log into one bar per session, so the lifecycle rules can be *seen*: the busy session outliving the idle
-timeout, the idle one ended, the long one cut at its maximum lifetime.
+``HealthyBusy``, ``ended`` with the reason) and each live session's ping status, idle time and age, at
+``GET /local/runtime-sessions``. Notebook 04 shows :func:`session_table` live while it waits for a rule to end
+a session (:func:`ended_because` says when it has), then turns the log into one bar per session, so the
+lifecycle rules can be *seen*: the busy session outliving the idle timeout, the idle one ended, the long one
+cut at its maximum lifetime.
 """
 
 from __future__ import annotations
@@ -35,6 +37,44 @@ def runtime_report(endpoint: str | None = None) -> dict[str, Any]:
     if not endpoint:
         raise RuntimeError("no local emulator: the session timeline exists in local mode only (use_agentcore())")
     return httpx.get(endpoint.rstrip("/") + "/local/runtime-sessions", timeout=5.0).json()
+
+
+def ended_because(report: dict[str, Any], session_id: str) -> str | None:
+    """Why the session's latest process ended (``"idle timeout"``...), or None while it runs or never ran."""
+    last = next((t for t in reversed(report["transitions"]) if t["sessionId"] == session_id), None)
+    return last["detail"] if last is not None and last["state"] == "ended" else None
+
+
+def session_table(report: dict[str, Any], labels: dict[str, str]) -> str:
+    """One plain line per labelled session: its ping status, idle time and age against its limits, or its end.
+
+    Times are real seconds, as the emulator counts them for the lifecycle rules (idle time is reset by every
+    invocation and every ``HealthyBusy`` ping). For the live view of a wait; ids are cut to their last 6 characters.
+    """
+    live = {s["sessionId"]: s for s in report["sessions"]}
+    width = max(map(len, labels.values()), default=0)
+    lines = []
+    for session_id, label in labels.items():
+        name = f"{label:<{width}}  ..{session_id[-6:]}"
+        session = live.get(session_id)
+        if session is None:
+            lines.append(f"{name}  {_between_lives(report, session_id)}")
+            continue
+        lines.append(f"{name}  {session['ping']:<12} idle {session['idleSeconds']:5.1f} of "
+                     f"{session['idleTimeoutSeconds']:.1f} s   age {session['ageSeconds']:6.1f} of "
+                     f"{session['maxLifetimeSeconds']:.1f} s")
+    return "\n".join(lines)
+
+
+def _between_lives(report: dict[str, Any], session_id: str) -> str:
+    """What a session without a live process is doing: ended (and why), starting, stopping, or never started."""
+    why = ended_because(report, session_id)
+    if why:
+        return f"ended: {why}"
+    states = [t["state"] for t in report["transitions"] if t["sessionId"] == session_id]
+    if not states:
+        return "not started"
+    return "starting" if states[-1] == "starting" else "stopping"  # the process is starting, or being stopped
 
 
 def segments(transitions: list[dict[str, Any]], runtime_id: str | None = None) -> dict[str, list[Segment]]:

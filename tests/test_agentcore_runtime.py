@@ -13,6 +13,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -47,11 +48,12 @@ def data(agentcore: LocalAgentCore):
 
 @pytest.fixture(scope="module")
 def agent_runtime(control, agentcore: LocalAgentCore) -> Iterator[dict[str, Any]]:
-    """notebook 03's agent as an HTTP runtime: idle timeout 10 minutes (12 s here, above a cold start), 8 h lifetime."""
+    """notebook 03's agent as an HTTP runtime: idle timeout 1 hour (72 s here, above a cold start on a loaded
+    machine, so that a test's first session outlives the start of its second), 8 h lifetime."""
     created = control.create_agent_runtime(
         agentRuntimeName="lab_agent", agentRuntimeArtifact=artifact("agent_app.py"), roleArn=ROLE,
         environmentVariables={"LAB_MEMORY_ID": agentcore.memory_id},
-        lifecycleConfiguration={"idleRuntimeSessionTimeout": 600, "maxLifetime": 28800})
+        lifecycleConfiguration={"idleRuntimeSessionTimeout": 3600, "maxLifetime": 28800})
     yield created
     control.delete_agent_runtime(agentRuntimeId=created["agentRuntimeId"])
 
@@ -90,7 +92,7 @@ def test_create_is_creating_then_ready_and_listed_and_updated(control, agent_run
     assert control.get_agent_runtime(agentRuntimeId=runtime_id)["status"] in ("CREATING", "READY")
     got = control.get_agent_runtime(agentRuntimeId=runtime_id)
     assert got["status"] == "READY" and got["protocolConfiguration"] == {"serverProtocol": "HTTP"}
-    assert got["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": 600, "maxLifetime": 28800}
+    assert got["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": 3600, "maxLifetime": 28800}
     listed = control.list_agent_runtimes()["agentRuntimes"]
     assert [r["agentRuntimeName"] for r in listed if r["agentRuntimeId"] == runtime_id] == ["lab_agent"]
 
@@ -121,6 +123,8 @@ def test_update_makes_a_new_version(control, agentcore: LocalAgentCore) -> None:
         ({"agentRuntimeArtifact": {"containerConfiguration": {"containerUri": "x/y:1"}}}, "code directories only"),
         ({"protocolConfiguration": {"serverProtocol": "A2A"}}, "not emulated"),
         ({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 600, "maxLifetime": 300}}, "must not exceed"),
+        ({"environmentVariables": {"LAB_TIME_SCALE": "fast"}}, "LAB_TIME_SCALE sets the runtime's clock"),
+        ({"environmentVariables": {"LAB_TIME_SCALE": "-1"}}, "between 0 and 100, got '-1'"),
     ],
 )
 def test_bad_runtime_definitions_are_validation_errors(control, changes: dict[str, Any], message: str) -> None:
@@ -310,6 +314,58 @@ def test_no_session_outlives_its_maximum_lifetime(agentcore: LocalAgentCore) -> 
         deploy.invoke(deployment.arn, {"_agent_core_app_action": "force_busy"}, session, settings=settings)
         until(lambda: ("ended", "max lifetime reached") in states(agentcore, session), timeout=60)
         assert ("HealthyBusy", "") in states(agentcore, session), "busy the whole time, and ended all the same"
+    finally:
+        deploy.destroy(settings)
+
+
+def test_a_runtime_runs_on_its_own_clock_whatever_the_emulators(control, agentcore: LocalAgentCore) -> None:
+    """deploy() gives the runtime the caller's time scale: its lifecycle and its code run at it (not the emulator's)."""
+    from lab_helpers import deploy
+
+    own_scale = replace(agentcore.settings, time_scale=0.05)  # the emulator runs at 0.02
+    # Long limits (minutes here): the sessions must outlive a slow cold start of the other one.
+    deployment = deploy.deploy("own_clock", SERVERS, "runtime_agent.py", idle_timeout=3600, max_lifetime=7200,
+                                settings=own_scale)
+    unscaled = control.create_agent_runtime(agentRuntimeName="emulator_clock", roleArn=ROLE,
+                                            agentRuntimeArtifact=artifact("runtime_agent.py"),
+                                            lifecycleConfiguration={"idleRuntimeSessionTimeout": 3600,
+                                                                    "maxLifetime": 7200})
+    own, default = deploy.new_session_id(), deploy.new_session_id()
+    try:
+        assert deployment.time_scale == 0.05
+        deploy.invoke(deployment.arn, {"action": "recall"}, own, settings=own_scale)
+        deploy.invoke(unscaled["agentRuntimeArn"], {"action": "recall"}, default, settings=own_scale)
+        live = {s["sessionId"]: s for s in sessions(agentcore)["sessions"]}
+        assert (live[own]["timeScale"], live[own]["idleTimeoutSeconds"], live[own]["maxLifetimeSeconds"]) == (
+            0.05, 180.0, 360.0)
+        assert (live[default]["timeScale"], live[default]["idleTimeoutSeconds"]) == (0.02, 72.0)
+        if os.path.exists(f"/proc/{live[own]['pid']}/environ"):  # Linux: the code was started at that pace too
+            for session, scale in ((own, "0.05"), (default, "0.02")):
+                environ = open(f"/proc/{live[session]['pid']}/environ", "rb").read().split(b"\0")
+                assert f"LAB_TIME_SCALE={scale}".encode() in environ
+    finally:
+        control.delete_agent_runtime(agentRuntimeId=unscaled["agentRuntimeId"])
+        deploy.destroy(own_scale)
+
+
+def test_stop_sessions_ends_every_live_session_of_one_runtime_only(agentcore: LocalAgentCore) -> None:
+    """What a notebook calls first when an interrupted run left sessions busy on its runtime."""
+    from lab_helpers import deploy
+
+    settings = agentcore.settings
+    left, spared = (deploy.deploy(name, SERVERS, "runtime_agent.py", idle_timeout=600, max_lifetime=3600,
+                                  settings=settings) for name in ("left_behind", "spared"))
+    busy, idle, other = deploy.new_session_id(), deploy.new_session_id(), deploy.new_session_id()
+    try:
+        deploy.invoke(left.arn, {"action": "train", "model_name": "forgotten", "epochs": 500}, busy, settings=settings)
+        deploy.invoke(left.arn, {"action": "recall"}, idle, settings=settings)
+        deploy.invoke(spared.arn, {"action": "recall"}, other, settings=settings)
+
+        assert sorted(deploy.stop_sessions(left, settings=settings)) == sorted([busy, idle])
+        assert states(agentcore, busy)[-1] == ("ended", "stopped by StopRuntimeSession")
+        assert [s["sessionId"] for s in sessions(agentcore)["sessions"]
+                if s["runtimeId"] in (left.runtime_id, spared.runtime_id)] == [other]
+        assert deploy.stop_sessions(left, settings=settings) == []
     finally:
         deploy.destroy(settings)
 

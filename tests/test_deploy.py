@@ -19,6 +19,7 @@ import json
 import os
 import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,7 @@ def test_local_mode_names_the_source_directory_and_calls_no_s3_or_iam(
 
     assert (deployment.name, deployment.mode, deployment.created, deployment.status) == (
         "lab_tasks", "local", True, "READY")
+    assert deployment.time_scale == 0.02, "an explicit LAB_TIME_SCALE wins over the settings' time_scale"
     assert {service for service, _ in calls} == {"bedrock-agentcore-control"}
     got = control().get_agent_runtime(agentRuntimeId=deployment.runtime_id)
     assert got["agentRuntimeArtifact"] == {"codeConfiguration": {
@@ -151,7 +153,34 @@ def test_local_mode_defaults_are_aws_defaults(moto: None, calls: list[tuple[str,
     got = control().get_agent_runtime(agentRuntimeId=deployment.runtime_id)
     assert got["lifecycleConfiguration"] == {"idleRuntimeSessionTimeout": 900, "maxLifetime": 28800}
     assert got["protocolConfiguration"] == {"serverProtocol": "HTTP"}
-    assert "environmentVariables" not in got and "requestHeaderConfiguration" not in got
+    assert got["environmentVariables"] == {"LAB_TIME_SCALE": "1.0"}  # the settings' clock, for the emulator
+    assert "requestHeaderConfiguration" not in got and deployment.time_scale == 1.0
+
+
+def test_local_mode_runs_the_runtime_at_the_callers_time_scale_and_a_new_scale_updates_it(
+    moto: None, calls: list[tuple[str, str]], local: config.Settings, source: Path
+) -> None:
+    """The notebook's time_scale, not the emulator's, sets the runtime's clock; changing it is a change to deploy."""
+    tenth = replace(local, time_scale=0.1)
+    first = deploy.deploy("lab_agent", source, "app.py", environment={"LAB_MODEL": "offline"}, settings=tenth)
+    got = control().get_agent_runtime(agentRuntimeId=first.runtime_id)
+    assert got["environmentVariables"] == {"LAB_MODEL": "offline", "LAB_TIME_SCALE": "0.1"}
+    assert first.time_scale == 0.1
+
+    again = deploy.deploy("lab_agent", source, "app.py", environment={"LAB_MODEL": "offline"}, settings=tenth)
+    assert (again.updated, again.time_scale) == (False, 0.1)
+    faster = deploy.deploy("lab_agent", source, "app.py", environment={"LAB_MODEL": "offline"},
+                           settings=replace(local, time_scale=0.02), wait=False)
+    assert (faster.updated, faster.time_scale) == (True, 0.02)
+    got = control().get_agent_runtime(agentRuntimeId=first.runtime_id)
+    assert got["environmentVariables"]["LAB_TIME_SCALE"] == "0.02"
+
+
+def test_stop_sessions_stops_nothing_in_aws_mode(monkeypatch: pytest.MonkeyPatch, aws: config.Settings) -> None:
+    """AWS has no API listing a runtime's sessions: nothing is called, nothing is stopped."""
+    monkeypatch.setattr(deploy, "_client", lambda *a, **k: pytest.fail("no request in AWS mode"))
+    found = deploy.Deployment("lab_agent", ARN, "lab_agent-abcdefghij", "1", "aws", created=True)
+    assert deploy.stop_sessions(found, settings=aws) == []
 
 
 def test_local_mode_without_the_emulator_says_what_to_call(local: config.Settings, source: Path) -> None:
@@ -177,6 +206,7 @@ def test_an_existing_runtime_is_found_on_a_later_page(monkeypatch: pytest.Monkey
         "agentRuntimeArtifact": {"codeConfiguration": {
             "code": {"s3": {"bucket": "agentcore-local", "prefix": str(source.resolve())}},
             "runtime": "PYTHON_3_11", "entryPoint": ["app.py"]}},
+        "environmentVariables": {"LAB_TIME_SCALE": "1.0"},
     }
     stubber.add_response("get_agent_runtime", same, {"agentRuntimeId": "lab_agent-abcdefghij"})
 
@@ -201,7 +231,8 @@ def test_aws_mode_uploads_a_zip_makes_a_role_and_records_both(
     assert key.startswith("runtimes/lab_agent/") and key.endswith(".zip")
     assert (code["runtime"], code["entryPoint"]) == ("PYTHON_3_11", ["app.py"])
     assert got["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{deploy.ROLE_NAME}"
-    assert got["environmentVariables"] == {"LAB_MODEL": "bedrock", "LAB_HOST": "0.0.0.0"}
+    assert got["environmentVariables"] == {"LAB_MODEL": "bedrock", "LAB_HOST": "0.0.0.0"}  # AWS's clock: unscaled
+    assert deployment.time_scale == 1.0
 
     package = boto3.client("s3", region_name=REGION).get_object(Bucket=BUCKET, Key=key)["Body"].read()
     names = zipfile.ZipFile(io.BytesIO(package)).namelist()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib
 
-from lab_helpers.timeline import Segment, plot, segments
+from lab_helpers.timeline import Segment, ended_because, plot, segments, session_table
 
 matplotlib.use("Agg")
 
@@ -40,3 +40,31 @@ def test_all_runtimes_without_a_filter_and_a_plot_with_a_row_per_session() -> No
     (axes,) = figure.axes
     assert [label.get_text() for label in axes.get_yticklabels()] == ["busy one", "b", "c"]
     assert any(text.get_text().strip() == "idle timeout" for text in axes.texts)
+
+
+def live(session: str, ping: str, idle: float, age: float) -> dict:
+    return {"runtimeId": "rt-1", "sessionId": session, "pid": 1, "ping": ping, "invocations": 1, "inFlight": 0,
+            "timeScale": 0.1, "ageSeconds": age, "idleSeconds": idle, "idleTimeoutSeconds": 6.0,
+            "maxLifetimeSeconds": 360.0}
+
+
+def test_ended_because_says_why_the_latest_process_ended_and_none_while_one_runs() -> None:
+    report = {"sessions": [live("a", "starting", 0.0, 0.1)], "transitions": LOG}
+    assert ended_because(report, "b") == "idle timeout"
+    assert ended_because(report, "a") is None, "ended once, then started again: it runs"
+    assert ended_because(report, "never") is None
+
+
+def test_the_session_table_has_a_plain_line_per_labelled_session() -> None:
+    report = {"sessions": [live("lab-session-0123456789abcdef", "HealthyBusy", 0.04, 12.5)], "transitions": LOG}
+    table = session_table(report, {"lab-session-0123456789abcdef": "training", "b": "idle"})
+    assert table.splitlines() == [
+        "training  ..abcdef  HealthyBusy  idle   0.0 of 6.0 s   age   12.5 of 360.0 s",
+        "idle      ..b  ended: idle timeout"]
+    assert "\x1b" not in table
+    # Not live and not ended: its process is starting, or being stopped (it is recorded as ended once it is gone).
+    starting = {"sessions": [], "transitions": LOG}  # session "a" was started again last
+    stopping = {"sessions": [], "transitions": LOG[:7]}  # session "a" was last seen Healthy
+    assert session_table(starting, {"a": "busy"}) == "busy  ..a  starting"
+    assert session_table(stopping, {"a": "busy"}) == "busy  ..a  stopping"
+    assert session_table(starting, {"zzz": "new"}) == "new  ..zzz  not started"

@@ -504,7 +504,8 @@ def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
     """The emulator as an ASGI app on the database at ``db_path`` (created when missing).
 
     ``endpoint`` is where the emulator itself answers: runtime session processes get it as their AgentCore
-    endpoint. ``settings`` (default: from the environment) gives the time scale of runtime lifecycles.
+    endpoint. ``settings`` (default: from the environment) gives the time scale of the runtimes that do not set
+    their own ``LAB_TIME_SCALE`` (see :mod:`lab_helpers.emulator.runtime_sessions`).
     """
     store = Store(db_path)
     runtime = RuntimeService(store, endpoint, settings)

@@ -13,7 +13,8 @@ and ``bedrock-agentcore`` models):
 * lifecycle: every session's ``GET /ping`` is polled. A session idle for longer than
   ``idleRuntimeSessionTimeout`` is ended, unless it reports ``HealthyBusy`` (background work counts as
   activity); every session is ended at ``maxLifetime``; a session whose process died is recorded as crashed and
-  the next invocation starts a fresh one. Every transition is recorded (``GET /local/runtime-sessions``).
+  the next invocation starts a fresh one. Every transition is recorded, and every live session's state
+  (``GET /local/runtime-sessions``).
 
 The artifact, locally, is a code directory on this machine, named where AWS names an S3 location::
 
@@ -24,9 +25,15 @@ and the session process is ``python <prefix>/<entryPoint[0]> --host 127.0.0.1 --
 runtime's ``environmentVariables`` and the emulator itself as its AgentCore endpoint. In AWS the same field
 names an S3 zip (see :mod:`lab_helpers.deploy`).
 
-Time: AWS accepts lifecycle settings of 60 s and more, and botocore enforces that. The emulator runs them at the
-workbench's time scale (``LAB_TIME_SCALE``, read when it starts), so the default 15-minute idle timeout lasts
-18 s under CI's 0.02. ``GET /health`` says which scale is in force.
+Time: AWS accepts lifecycle settings of 60 s and more, and botocore enforces that. The emulator runs them on a
+scaled clock, so that a lesson does not wait minutes for a rule to fire. Each runtime has its own scale: the
+``LAB_TIME_SCALE`` in its ``environmentVariables`` when it has one (:func:`lab_helpers.deploy.deploy` puts the
+deploying notebook's ``time_scale`` there), else the emulator's own ``LAB_TIME_SCALE``, read when it starts
+(``GET /health`` says which). The same variable paces the session's code (the agent's training epochs), so the
+code and the rules that judge it always run at one pace, whatever scale the emulator was started with (``make
+lab`` starts it at 1.0; a notebook at 0.1 still gets a 6 s idle timeout). At 0.02 the 60-second minimum lasts
+1.2 s and the default 15-minute idle timeout 18 s. A session keeps the scale and the lifecycle settings it
+started with; an update of the runtime applies to the sessions started after it.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import re
 import time
@@ -64,10 +72,18 @@ DEFAULT_MAX_LIFETIME_SECONDS = 28800
 LIFECYCLE_RANGE = (60, 1209600)
 #: AWS's limit on an invocation payload (botocore's model: 100,000,000 bytes).
 MAX_PAYLOAD_BYTES = 100_000_000
-#: How often each session's /ping is polled, in lesson seconds, and never more often than MIN_PING_SECONDS
-#: real seconds (at CI's time scale, 25 pings a second per session would only load the machine).
+#: How often each session's /ping is polled, in seconds of its runtime's clock, and never more often than
+#: MIN_PING_SECONDS real seconds (at CI's time scale, 25 pings a second per session would only load the machine).
+#: Below a time scale of 0.01 AWS's shortest idle timeout (60 s) lasts less than three such polls: a busy session
+#: could be ended between two of them, so lessons keep their scale at MIN_TIME_SCALE or above.
 PING_SECONDS = 2.0
 MIN_PING_SECONDS = 0.2
+MIN_TIME_SCALE = 0.01
+#: How long a session's process may take to answer (real seconds): an agent importing Strands on a loaded machine
+#: can take tens of seconds; a process that exits sooner fails at once, with its log.
+START_SECONDS = 120.0
+#: The runtime environment variable that sets a runtime's clock (and its code's pace).
+TIME_SCALE_VARIABLE = "LAB_TIME_SCALE"
 #: Headers passed to the session process; Custom-* ones only when the runtime allow-lists them, as AWS does.
 FORWARDED_HEADERS = ("content-type", "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id")
 CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
@@ -99,7 +115,11 @@ class Session:
     process: ServerProcess
     started_at: float
     last_activity: float
+    time_scale: float  # the runtime's clock when the session started
+    idle_timeout: float  # real seconds, from the runtime's lifecycle configuration at that clock
+    max_lifetime: float
     ping_status: str = "starting"
+    next_check: float = 0.0  # when the lifecycle monitor looks at this session next (monotonic)
     in_flight: int = 0
     invocations: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -121,8 +141,10 @@ class RuntimeService:
         self._monitor: asyncio.Task[None] | None = None
 
     # -- time ------------------------------------------------------------------------------------
-    def scaled(self, lesson_seconds: float) -> float:
-        return lesson_seconds * self.settings.time_scale
+    def time_scale_of(self, doc: dict[str, Any]) -> float:
+        """The runtime's clock: its own ``LAB_TIME_SCALE`` variable when it has one (checked on create), else ours."""
+        value = doc.get("environmentVariables", {}).get(TIME_SCALE_VARIABLE)
+        return self.settings.time_scale if value is None else float(value)
 
     # -- control plane ---------------------------------------------------------------------------
     def create(self, body: dict[str, Any], region: str) -> dict[str, Any]:
@@ -286,6 +308,7 @@ class RuntimeService:
         directory = Path(code["code"]["s3"]["prefix"])
         protocol = doc["protocolConfiguration"]["serverProtocol"]
         env = {
+            TIME_SCALE_VARIABLE: repr(self.time_scale_of(doc)),  # the code runs on the runtime's clock
             **doc.get("environmentVariables", {}),
             "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE": self.endpoint,
             "AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL": self.endpoint,
@@ -294,7 +317,7 @@ class RuntimeService:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
         process = ServerProcess(directory / code["entryPoint"][0], settings=self.settings, env=env,
-                                ready_path="/ping" if protocol == "HTTP" else None,
+                                ready_path="/ping" if protocol == "HTTP" else None, ready_timeout=START_SECONDS,
                                 name=f"runtime-{doc['agentRuntimeName']}-{session_id[:12]}")
         self._record(doc["agentRuntimeId"], session_id, "starting", f"process for {process.script.name}")
         try:
@@ -303,7 +326,10 @@ class RuntimeService:
             self._record(doc["agentRuntimeId"], session_id, "ended", "failed to start")
             raise RuntimeClientError(f"The runtime session could not start: {error}") from error
         now = time.monotonic()
-        session = Session(doc["agentRuntimeId"], session_id, process, started_at=now, last_activity=now)
+        scale, lifecycle = self.time_scale_of(doc), doc["lifecycleConfiguration"]
+        session = Session(doc["agentRuntimeId"], session_id, process, started_at=now, last_activity=now,
+                          time_scale=scale, idle_timeout=lifecycle["idleRuntimeSessionTimeout"] * scale,
+                          max_lifetime=lifecycle["maxLifetime"] * scale)
         await self._ping(session)
         return session
 
@@ -328,10 +354,14 @@ class RuntimeService:
         await self._http.aclose()
 
     async def _watch(self) -> None:
-        """Apply the lifecycle rules to every session, forever (one pass per ping interval)."""
+        """Apply the lifecycle rules to every session, forever: each one once per ping interval of its clock."""
         while True:
-            await asyncio.sleep(max(MIN_PING_SECONDS, self.scaled(PING_SECONDS)))
+            await asyncio.sleep(MIN_PING_SECONDS)
             for session in list(self.sessions.values()):
+                now = time.monotonic()
+                if now < session.next_check:
+                    continue
+                session.next_check = now + max(MIN_PING_SECONDS, PING_SECONDS * session.time_scale)
                 try:
                     await self._check(session)
                 except Exception:  # noqa: BLE001 - one bad session must not stop the monitor
@@ -344,15 +374,11 @@ class RuntimeService:
             await self._end(session, f"crashed (exit code {session.process.returncode})")
             return
         await self._ping(session)
-        try:
-            lifecycle = self.get(session.runtime_id)["lifecycleConfiguration"]
-        except NotFound:
-            return
         now = time.monotonic()
-        if now - session.started_at >= self.scaled(lifecycle["maxLifetime"]):
+        if now - session.started_at >= session.max_lifetime:
             await self._end(session, "max lifetime reached")
         elif (session.in_flight == 0 and session.ping_status != "HealthyBusy"
-              and now - session.last_activity >= self.scaled(lifecycle["idleRuntimeSessionTimeout"])):
+              and now - session.last_activity >= session.idle_timeout):
             await self._end(session, "idle timeout")
 
     async def _ping(self, session: Session) -> None:
@@ -372,14 +398,21 @@ class RuntimeService:
             self._record(session.runtime_id, session.session_id, status)
 
     def report(self) -> dict[str, Any]:
-        """Live sessions and every transition so far (``GET /local/runtime-sessions``)."""
+        """Live sessions and every transition so far (``GET /local/runtime-sessions``).
+
+        ``time_scale`` is the emulator's own (runtimes without a ``LAB_TIME_SCALE`` use it); each session says its
+        own, and its age, idle time and limits in real seconds: idle counts from its last invocation or
+        ``HealthyBusy`` ping, and reaching ``idleTimeoutSeconds`` (while not busy) or ``maxLifetimeSeconds`` ends it.
+        """
         now = time.monotonic()
         return {
             "time_scale": self.settings.time_scale,
             "sessions": [{"runtimeId": s.runtime_id, "sessionId": s.session_id, "pid": s.process.pid,
                           "ping": s.ping_status, "invocations": s.invocations, "inFlight": s.in_flight,
-                          "ageSeconds": round(now - s.started_at, 3),
-                          "idleSeconds": round(now - s.last_activity, 3)} for s in self.sessions.values()],
+                          "timeScale": s.time_scale, "ageSeconds": round(now - s.started_at, 3),
+                          "idleSeconds": round(now - s.last_activity, 3),
+                          "idleTimeoutSeconds": round(s.idle_timeout, 3),
+                          "maxLifetimeSeconds": round(s.max_lifetime, 3)} for s in self.sessions.values()],
             "transitions": self.transitions,
         }
 
@@ -444,4 +477,18 @@ def _check_configuration(body: dict[str, Any]) -> dict[str, Any]:
     for key in ("environmentVariables", "requestHeaderConfiguration"):
         if body.get(key):
             conf[key] = body[key]
+    _check_time_scale(conf.get("environmentVariables", {}).get(TIME_SCALE_VARIABLE))
     return conf
+
+
+def _check_time_scale(value: Any) -> None:
+    """A runtime's own clock (its ``LAB_TIME_SCALE`` variable), if it has one, must be a scale the workbench accepts."""
+    if value is None:
+        return
+    try:
+        scale = float(value)
+    except (TypeError, ValueError):
+        scale = math.nan
+    if not 0.0 <= scale <= config.MAX_TIME_SCALE:  # also rejects nan
+        raise Invalid(f"environmentVariables.{TIME_SCALE_VARIABLE} sets the runtime's clock in the local emulator: "
+                      f"it must be a number between 0 and {config.MAX_TIME_SCALE:g}, got {value!r}")
