@@ -60,7 +60,7 @@ from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, train_with_
 
 TRACKING_WAYS = ("decorator", "manual", "custom_ping")
 ACTIONS = ("train", "status", "watch", "remember", "recall")
-#: How often a ``watch`` stream looks at its job, in lesson seconds (one epoch lasts one).
+#: How often a ``watch`` stream looks at its job, in seconds at time scale 1 (where one epoch lasts one second).
 WATCH_SECONDS = 0.5
 #: The final scores a finished job reports (its per-epoch history stays out of the status answer).
 RESULT_FIELDS = ("train_accuracy", "val_accuracy", "train_loss", "val_loss", "artifact_path", "seconds")
@@ -125,10 +125,21 @@ def end(job: Job, status: str, *, result: dict[str, Any] | None = None, error: s
     app.logger.info("job %s (%s) %s%s", job.job_id, job.tracking, status, f": {error}" if error else "")
 
 
+def keep(task: asyncio.Task[None]) -> None:
+    """Hold a reference to a background task until it ends: asyncio alone keeps only a weak one."""
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
 # Way 1: the SDK's decorator counts the coroutine as a task from its first step to its end.
 @app.async_task
 async def train_tracked_by_decorator(job: Job) -> None:
     await run_training(job)
+
+
+async def start_with_decorator(job: Job) -> None:
+    keep(asyncio.create_task(train_tracked_by_decorator(job)))
+    await asyncio.sleep(0)  # the wrapper registers the task when it first runs: let it, before /ping is asked
 
 
 # Way 2: the SDK's manual calls, here around a thread with its own event loop (work that must not share the loop).
@@ -136,7 +147,12 @@ def train_tracked_manually(job: Job, task_id: int) -> None:
     try:
         asyncio.run(run_training(job))
     finally:
-        app.complete_async_task(task_id)
+        app.complete_async_task(task_id)  # in `finally`: a failed run must not leave /ping busy for ever
+
+
+def start_with_manual_calls(job: Job) -> None:
+    task_id = app.add_async_task("train_tracked_manually", {"job_id": job.job_id})  # /ping: HealthyBusy from now
+    threading.Thread(target=train_tracked_manually, args=(job, task_id), name=job.job_id, daemon=True).start()
 
 
 # Way 3: the app's own registry decides.
@@ -148,13 +164,12 @@ def ping_status() -> PingStatus | None:
     return PingStatus.HEALTHY_BUSY if busy else None
 
 
-def keep(task: asyncio.Task[None]) -> None:
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+def start_with_custom_ping(job: Job) -> None:
+    keep(asyncio.create_task(run_training(job)))  # a plain task: only `jobs`, read by ping_status, knows it runs
 
 
-async def start_training(payload: dict[str, Any], session_id: str | None) -> dict[str, Any]:
-    """Check the request, start the job the way it asks for, and answer without waiting for it."""
+def new_job(payload: dict[str, Any], session_id: str | None) -> Job:
+    """The job a train request asks for, or a 400 that says what is wrong with the request."""
     model_name, epochs = payload.get("model_name"), payload.get("epochs")
     learning_rate = payload.get("learning_rate", DEFAULT_LEARNING_RATE)
     tracking = payload.get("tracking", "decorator")
@@ -164,21 +179,23 @@ async def start_training(payload: dict[str, Any], session_id: str | None) -> dic
         validate_request(model_name, epochs, max_epochs=settings.max_epochs, learning_rate=learning_rate)
     except ValueError as error:
         raise HTTPException(400, str(error)) from error
+    return Job(f"job-{uuid.uuid4().hex[:8]}", model_name, int(epochs), float(learning_rate), tracking, session_id)
 
-    job = Job(f"job-{uuid.uuid4().hex[:8]}", model_name, int(epochs), float(learning_rate), tracking, session_id)
+
+async def start_training(payload: dict[str, Any], session_id: str | None) -> dict[str, Any]:
+    """Start the job in the background, tracked the way the request asks, and answer without waiting for it."""
+    job = new_job(payload, session_id)
     with _lock:
         jobs[job.job_id] = job
-    if tracking == "decorator":
-        keep(asyncio.create_task(train_tracked_by_decorator(job)))
-        await asyncio.sleep(0)  # let the wrapper call add_async_task before /ping can be asked
-    elif tracking == "manual":
-        task_id = app.add_async_task("train_tracked_manually", {"job_id": job.job_id})
-        threading.Thread(target=train_tracked_manually, args=(job, task_id), name=job.job_id, daemon=True).start()
+    if job.tracking == "decorator":
+        await start_with_decorator(job)
+    elif job.tracking == "manual":
+        start_with_manual_calls(job)
     else:
-        keep(asyncio.create_task(run_training(job)))
+        start_with_custom_ping(job)
     with _lock:  # "running", unless the run already failed in its first epoch (a diverging learning rate)
         current = job.status
-    return {"job_id": job.job_id, "tracking": tracking, "status": current, "session_id": session_id,
+    return {"job_id": job.job_id, "tracking": job.tracking, "status": current, "session_id": session_id,
             "pid": os.getpid()}
 
 
