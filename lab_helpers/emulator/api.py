@@ -1,4 +1,4 @@
-"""The emulator's HTTP side: AgentCore Memory's data and control planes (rest-json) on one Starlette app.
+"""The emulator's HTTP side: AgentCore Memory and Runtime, data and control planes (rest-json), on one Starlette app.
 
 Paths, members and status codes follow botocore's service models ``bedrock-agentcore`` 2024-02-28 and
 ``bedrock-agentcore-control`` 2023-06-05. Requests are routed on the raw (still percent-encoded) path, because
@@ -402,7 +402,7 @@ ROUTES: list[tuple[str, str, Handler]] = [
 ]
 
 
-# -- AgentCore Runtime (see runtime.py) ------------------------------------------------------------
+# -- AgentCore Runtime (see runtime_sessions.py) ---------------------------------------------------------
 RuntimeHandler = Callable[[RuntimeService, Request, dict[str, str]], Awaitable[Response]]
 
 
