@@ -6,7 +6,11 @@ mcp 2.x server and uvicorn that would otherwise bite attendees:
 
 * :class:`LabMCPServer` rejects tool arguments the tool does not declare. The
   stock server silently ignores them, so a typo such as ``epoch=5`` would quietly
-  run with the default instead of failing with a message.
+  run with the default instead of failing with a message. It also holds every
+  argument to the JSON type the tool's input schema declares: the stock server
+  validates with pydantic in lax mode, which takes JSON ``true`` as ``epochs=1`` and
+  ``"10"`` as 10 (an integer argument takes a whole number, a number argument also
+  takes an integer such as 1: ``learning_rate=1`` is fine).
 * :func:`serve` runs the app under uvicorn with a 75 s keep-alive. ``MCPServer.run``
   keeps uvicorn's 5 s default, which races the client's own ~5 s idle-connection
   drop: a client polling every ~5 s then sees ``ReadError`` now and then
@@ -26,6 +30,7 @@ with ``--host`` and ``--port`` and waits for ``GET /health`` to answer.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import warnings
@@ -34,6 +39,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
+from jsonschema import Draft202012Validator
 # uvicorn exports no protocol class: subclassing its httptools one is the only way to fix its keep-alive timer.
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from mcp.server.mcpserver import Context, MCPServer
@@ -82,10 +88,43 @@ def add_standard_routes(server: Any, settings: config.Settings, info: Callable[[
         return describe()
 
 
+#: How an error message names what a JSON Schema type accepts.
+JSON_TYPES = {"integer": "a whole number (a JSON integer such as 10)", "number": "a number (such as 0.3 or 1)",
+              "string": "a string", "boolean": "true or false", "object": "a JSON object", "array": "a JSON array",
+              "null": "null"}
+
+
+def _as_json(value: Any, limit: int = 80) -> str:
+    """``value`` as the caller wrote it in JSON, cut short so a huge argument cannot flood an error message."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError, RecursionError):
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def argument_problems(tool: str, validator: Draft202012Validator, arguments: dict[str, Any]) -> str | None:
+    """What is wrong with ``arguments`` by the tool's input schema, in words a caller can act on; None if nothing.
+
+    JSON types are taken as JSON has them: ``true`` is not an integer and ``"10"`` is not a number.
+    """
+    problems = []
+    for error in validator.iter_errors(arguments):
+        name = ".".join(map(str, error.path))
+        if error.validator == "type" and name:
+            expected = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
+            problems.append(f"{name} must be {' or '.join(JSON_TYPES.get(t, t) for t in expected)}, "
+                            f"got {_as_json(error.instance)}")
+        else:
+            problems.append(f"{name}: {error.message}" if name else error.message)
+    return f"{tool}: {'; '.join(problems)}" if problems else None
+
+
 class LabMCPServer(MCPServer):
     """An MCPServer with the workbench's conventions.
 
-    Unknown tool arguments get a clear tool error, and every server has ``GET /health`` and the ``server_info``
+    Unknown tool arguments, and arguments of another JSON type than the tool's input schema declares (JSON ``true``
+    or ``"10"`` for an integer), get a clear tool error; every server has ``GET /health`` and the ``server_info``
     tool (:func:`add_standard_routes`).
     """
 
@@ -99,29 +138,35 @@ class LabMCPServer(MCPServer):
         kwargs.setdefault("log_level", "WARNING")
         super().__init__(name, **kwargs)
         self.lab_settings = settings
-        self._arguments: dict[str, set[str]] | None = None  # each tool's declared arguments, from list_tools()
+        self._validators: dict[str, Draft202012Validator] | None = None  # of each tool's input schema
         add_standard_routes(self, settings, info)
 
     def add_tool(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         super().add_tool(fn, *args, **kwargs)
-        self._arguments = None
+        self._validators = None
 
     def remove_tool(self, name: str) -> None:
         super().remove_tool(name)
-        self._arguments = None
+        self._validators = None
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult:
-        if self._arguments is None:
-            self._arguments = {tool.name: set(tool.input_schema.get("properties", {})) for tool in await self.list_tools()}
-        declared = self._arguments.get(name)
-        unknown = sorted(set(arguments) - declared) if declared is not None else []
+        if self._validators is None:
+            self._validators = {tool.name: Draft202012Validator(tool.input_schema) for tool in await self.list_tools()}
+        validator = self._validators.get(name)
+        if validator is None:  # an unknown tool: the stock server says so
+            return await super().call_tool(name, arguments, context)
+        declared = set(validator.schema.get("properties", {}))
+        unknown = sorted(set(arguments) - declared)
         if unknown:
             raise ToolError(
                 f"{name} got unknown argument(s) {', '.join(unknown)}; "
                 f"it accepts: {', '.join(sorted(declared)) or 'no arguments'}"
             )
+        problems = argument_problems(name, validator, arguments)
+        if problems:
+            raise ToolError(problems)
         return await super().call_tool(name, arguments, context)
 
 

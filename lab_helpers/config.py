@@ -42,6 +42,9 @@ class Settings:
     host: str = "127.0.0.1"
     jupyter_port: int = 8888
     emulator_port: int = 8787
+    #: Seconds a new Memory event stays out of the emulator's metadata-filtered ListEvents (real seconds, not
+    #: scaled): AWS's eventual consistency there, off (0) for the lessons (``lab_helpers/emulator/memory_store.py``).
+    emulator_filter_delay: float = 0.0
     max_epochs: int = 1000
     task_retention_seconds: float = 3600.0
     artifacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "artifacts")
@@ -63,6 +66,7 @@ class Settings:
             "LAB_JUPYTER_PORT": str(self.jupyter_port),
             "LAB_EMULATOR_PORT": str(self.emulator_port),
             "LAB_EMULATOR_DB": str(self.emulator_db),
+            "LAB_EMULATOR_FILTER_DELAY": repr(self.emulator_filter_delay),
             "LAB_MAX_EPOCHS": str(self.max_epochs),
             "LAB_TASK_RETENTION_SECONDS": repr(self.task_retention_seconds),
             "LAB_ARTIFACTS_DIR": str(self.artifacts_dir),
@@ -149,6 +153,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         host=env.get("LAB_HOST", "").strip() or "127.0.0.1",
         jupyter_port=_port(env, "LAB_JUPYTER_PORT", 8888),
         emulator_port=_port(env, "LAB_EMULATOR_PORT", 8787),
+        emulator_filter_delay=_number(env, "LAB_EMULATOR_FILTER_DELAY", 0.0, 0.0, 3600.0),
         max_epochs=int(_number(env, "LAB_MAX_EPOCHS", 1000, 1, 1_000_000)),
         task_retention_seconds=_number(env, "LAB_TASK_RETENTION_SECONDS", 3600.0, 0.0, 30 * 24 * 3600.0),
         artifacts_dir=Path(env.get("LAB_ARTIFACTS_DIR") or REPO_ROOT / "build" / "artifacts"),

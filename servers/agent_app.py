@@ -10,7 +10,9 @@ microVM would:
 * ``AgentCoreMemorySessionManager`` for that memory, actor and session (:func:`session_manager_for`), which
   restores the conversation from Memory, including the task outcomes the
   persistent-tasks server wrote there while the agent was not running (a notice
-  written in the middle of a turn is put after it, see :class:`LessonSessionManager`);
+  written in the middle of a turn is put after it, and a session whose markers the
+  eventually consistent filtered ListEvents does not show yet is still restored,
+  see :class:`LessonSessionManager`);
 * the persistent-tasks MCP server at ``LAB_TASKS_MCP_URL`` through Strands'
   ``MCPClient`` (:func:`connect_tasks_server`), with the caller's identity in the
   ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-*`` headers so the server records
@@ -24,6 +26,8 @@ and the same session continues. Run: ``python servers/agent_app.py --port 8080``
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import socket
 from typing import Any
@@ -31,11 +35,13 @@ from urllib.parse import urlsplit
 
 from bedrock_agentcore import BedrockAgentCoreApp, RequestContext
 from bedrock_agentcore.memory.integrations.strands.config import AgentCoreMemoryConfig
-from bedrock_agentcore.memory.integrations.strands.session_manager import AgentCoreMemorySessionManager
+from bedrock_agentcore.memory.integrations.strands.session_manager import (
+    AGENT_ID_KEY, MAX_FETCH_ALL_RESULTS, STATE_TYPE_KEY, AgentCoreMemorySessionManager, StateType,
+)
 from starlette.exceptions import HTTPException
 from strands import Agent
 from strands.tools.mcp import MCPClient
-from strands.types.session import SessionMessage
+from strands.types.session import Session, SessionAgent, SessionMessage
 
 from lab_helpers import config
 from patterns.caller_identity import ACTOR_HEADER, MEMORY_HEADER, SESSION_HEADER, Identity, IdentityError
@@ -56,14 +62,54 @@ SYSTEM_PROMPT = (
 
 settings = config.load()
 app = BedrockAgentCoreApp()
+log = logging.getLogger("agent_app")
 
 
 class LessonSessionManager(AgentCoreMemorySessionManager):
-    """The Strands session manager for AgentCore Memory, restoring task notices in a valid order.
+    """The Strands session manager for AgentCore Memory, restoring a session whole and in a valid order.
 
-    A notice the server wrote while a turn was in progress is moved out of that turn's
-    tool round (``patterns.task_records.settle_notices``); nothing else changes.
+    * A notice the server wrote while a turn was in progress is moved out of that turn's
+      tool round (``patterns.task_records.settle_notices``).
+    * The stock manager finds the session's and the agent's marker events with a metadata-filtered
+      ListEvents, which is eventually consistent in AWS (aws/bedrock-agentcore-sdk-python issue 564): just
+      after a turn it may find nothing, and the stock manager then starts a new agent with no history,
+      silently. When the filtered read finds no marker, this one looks in the unfiltered (strongly
+      consistent) listing before concluding there is none, and notes it in ``filtered_misses``.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.filtered_misses: list[str] = []  # set first: the parent's __init__ already reads the session
+        super().__init__(*args, **kwargs)
+
+    def read_session(self, session_id: str, **kwargs: Any) -> Session | None:
+        session = super().read_session(session_id, **kwargs)
+        if session is None and session_id == self.config.session_id:
+            marker = self._marker_unfiltered({STATE_TYPE_KEY: StateType.SESSION.value})
+            session = Session.from_dict(json.loads(marker["payload"][0]["blob"])) if marker else None
+        return session
+
+    def read_agent(self, session_id: str, agent_id: str, **kwargs: Any) -> SessionAgent | None:
+        agent = super().read_agent(session_id, agent_id, **kwargs)
+        if agent is None and session_id == self.config.session_id:
+            marker = self._marker_unfiltered({STATE_TYPE_KEY: StateType.AGENT.value, AGENT_ID_KEY: agent_id})
+            agent = SessionAgent.from_dict(json.loads(marker["payload"][-1]["blob"])) if marker else None
+            if agent is not None and agent.created_at:
+                self._agent_created_at_cache[agent_id] = agent.created_at
+        return agent
+
+    def _marker_unfiltered(self, wanted: dict[str, str]) -> dict[str, Any] | None:
+        """The newest event whose metadata has ``wanted``, found in the unfiltered (strongly consistent) ListEvents."""
+        events = self.memory_client.list_events(self.config.memory_id, self.config.actor_id, self.config.session_id,
+                                                max_results=MAX_FETCH_ALL_RESULTS)
+        found = [event for event in events
+                 if all((event.get("metadata") or {}).get(key, {}).get("stringValue") == value
+                        for key, value in wanted.items())]
+        if not found:
+            return None  # really a new session (or agent)
+        self.filtered_misses.append(wanted[STATE_TYPE_KEY])
+        log.warning("the filtered ListEvents missed the %s marker of session %s; restored from the unfiltered one",
+                    wanted[STATE_TYPE_KEY], self.config.session_id)
+        return max(found, key=lambda event: event["eventTimestamp"])
 
     def list_messages(self, session_id: str, agent_id: str, limit: int | None = None, offset: int = 0,
                       **kwargs: Any) -> list[SessionMessage]:
@@ -157,9 +203,9 @@ def answer(prompt: str, identity: Identity) -> dict[str, Any]:
     """Build the agent for this caller (conversation from Memory, tools from the task server), run one turn."""
     client, tasks_server = connect_tasks_server(identity)
     try:
-        model = load_model(settings)
+        model, session_manager = load_model(settings), session_manager_for(identity)
         agent = Agent(model=model, tools=client.list_tools_sync() if client else [], system_prompt=SYSTEM_PROMPT,
-                      session_manager=session_manager_for(identity), callback_handler=None)
+                      session_manager=session_manager, callback_handler=None)
         restored = len(agent.messages)  # what the session manager brought back from Memory
         result = agent(prompt)
         return {
@@ -169,6 +215,7 @@ def answer(prompt: str, identity: Identity) -> dict[str, Any]:
             "tool_calls": [{"name": call["name"], "input": call["input"]}
                            for call in tool_calls(agent.messages, restored)],
             "restored_messages": restored,
+            "filtered_reads_missed": session_manager.filtered_misses,  # markers found only by the unfiltered read
             "actor_id": identity.actor_id,
             "session_id": identity.session_id,
             "memory_id": identity.memory_id,

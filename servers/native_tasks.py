@@ -112,6 +112,7 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
         "native-tasks",
         instructions="Trains small classifiers as MCP tasks (io.modelcontextprotocol/tasks): poll tasks/get by id.",
         middleware=[RejectBadTrainingRequests(settings)],
+        strict_input_validation=True,  # JSON true or "10" is no integer (pydantic's lax default takes them as 1, 10)
     )
     mcp.add_extension(tasks_extension(settings, backend_url))
     add_standard_routes(mcp, settings, info=lambda: {"backend": backend_kind(backend_url), "backend_url": backend_url})

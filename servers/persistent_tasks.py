@@ -13,7 +13,9 @@ session (see ``servers/patterns/task_records.py`` for the event format):
 The endings are also written as conversation messages the Strands
 ``AgentCoreMemorySessionManager`` restores, so the user's agent learns the outcome
 at its next invocation, even if this server is gone by then. Status and results
-stay queryable by task id after a restart: they are read back from Memory.
+stay queryable by task id after a restart: they are read back from Memory (found with
+a metadata filter, confirmed with an unfiltered read while that eventually consistent
+filter may not show the latest record yet: ``servers/patterns/memory_outbox.py``).
 
 Every tool needs the caller's identity (``servers/patterns/caller_identity.py``): the headers
 ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-Memory-Id``, ``-Actor-Id`` and

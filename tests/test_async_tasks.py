@@ -129,6 +129,9 @@ def test_cancel_and_failure_end_in_their_states_with_readable_messages(server: S
     asyncio.run(scenario())
 
 
+WHOLE_EPOCHS = "epochs must be a whole number (a JSON integer such as 10)"
+
+
 @pytest.mark.parametrize(
     ("tool", "arguments", "message"),
     [
@@ -137,6 +140,12 @@ def test_cancel_and_failure_end_in_their_states_with_readable_messages(server: S
         ("model_training", {"model_name": "x", "epochs": 10**6}, "epochs must be between 1 and 500"),
         ("model_training", {"model_name": "", "epochs": 3}, "model_name must be 1-64 characters"),
         ("model_training", {"model_name": "x", "epochs": 3, "priority": 1}, "unknown argument(s) priority"),
+        # JSON types as the input schema declares them: pydantic's lax mode alone would take true as 1, "10" as 10.
+        ("model_training", {"model_name": "x", "epochs": True}, f"model_training: {WHOLE_EPOCHS}, got true"),
+        ("model_training", {"model_name": "x", "epochs": "10"}, f'{WHOLE_EPOCHS}, got "10"'),
+        ("model_training", {"model_name": "x", "epochs": 10.5}, f"{WHOLE_EPOCHS}, got 10.5"),
+        ("model_training", {"model_name": "x", "learning_rate": False}, "learning_rate must be a number"),
+        ("check_task_status", {"task_id": 7}, "task_id must be a string, got 7"),
         ("check_task_status", {"task_id": "abc"}, "malformed task_id 'abc'"),
         ("check_task_status", {"task_id": str(uuid.UUID(int=7))}, "unknown task 00000000-0000-0000-0000-000000000007"),
         ("get_task_results", {"task_id": "'; DROP TABLE tasks"}, "malformed task_id"),
@@ -150,6 +159,16 @@ def test_bad_input_gets_a_clear_tool_error(server: ServerProcess, tool: str, arg
             return await _error(session, tool, **arguments)
 
     assert message in asyncio.run(scenario())
+
+
+def test_an_integer_is_a_number_a_learning_rate_of_1_is_accepted(server: ServerProcess) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with open_session(server.url) as session:
+            task = await _tool(session, "model_training", model_name="whole-rate", epochs=1, learning_rate=1)
+            await _wait_for(session, task["task_id"], "completed")
+            return await _tool(session, "get_task_results", task_id=task["task_id"])
+
+    assert asyncio.run(scenario())["learning_rate"] == 1.0
 
 
 def test_hundreds_of_tasks_at_once_all_complete_and_status_stays_fast(server: ServerProcess) -> None:

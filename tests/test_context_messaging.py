@@ -183,6 +183,9 @@ def test_a_resumable_stream_replays_every_missed_event(resumable: ServerProcess,
     assert received == list(range(1, 31)), "no progress event lost or repeated"
 
 
+WHOLE_EPOCHS = "epochs must be a whole number (a JSON integer such as 10)"
+
+
 @pytest.mark.parametrize(
     ("tool", "arguments", "message"),
     [
@@ -192,6 +195,14 @@ def test_a_resumable_stream_replays_every_missed_event(resumable: ServerProcess,
         ("train_model", {"model_name": "", "epochs": 3}, "model_name must be"),
         ("train_model", {"model_name": "../etc/passwd", "epochs": 3}, "model_name must be"),
         ("train_model", {"model_name": "x", "epochs": "many"}, "epochs"),
+        # JSON types as the input schema declares them: pydantic's lax mode alone would take true as 1, "10" as 10.
+        ("train_model", {"model_name": "x", "epochs": True}, f"train_model: {WHOLE_EPOCHS}, got true"),
+        ("train_model", {"model_name": "x", "epochs": "10"}, f'{WHOLE_EPOCHS}, got "10"'),
+        ("train_model", {"model_name": "x", "epochs": 10.5}, f"{WHOLE_EPOCHS}, got 10.5"),
+        ("train_model", {"model_name": "x", "learning_rate": "0.1"}, 'learning_rate must be a number (such as 0.3 '
+                                                                      'or 1), got "0.1"'),
+        ("train_model_with_heartbeat", {"model_name": "x", "heartbeat_seconds": True}, "heartbeat_seconds must be a "
+                                                                                        "number"),
         ("train_model", {"epochs": 3}, "model_name"),
         ("train_model", {"model_name": "x", "epoch": 3}, "unknown argument(s) epoch; it accepts: epochs,"),
         ("train_model_with_heartbeat", {"model_name": "x", "heartbeat_seconds": 0}, "heartbeat_seconds must be"),
@@ -203,6 +214,13 @@ def test_bad_input_gets_a_clear_tool_error(server: ServerProcess, tool: str, arg
     result = asyncio.run(_call(server.url, tool, arguments))
     assert result.is_error
     assert message in result.content[0].text
+
+
+def test_an_integer_is_a_number_a_learning_rate_of_1_is_accepted(server: ServerProcess) -> None:
+    arguments = {"model_name": "whole-rate", "epochs": 1, "learning_rate": 1}
+    result = asyncio.run(_call(server.url, "train_model", arguments))
+    assert not result.is_error, result.content[0].text
+    assert result.structured_content["learning_rate"] == 1.0 and result.structured_content["epochs"] == 1
 
 
 def test_polling_across_the_keep_alive_boundary_never_breaks_the_client(server: ServerProcess) -> None:

@@ -155,3 +155,39 @@ def test_parse_notice_ignores_ordinary_and_damaged_text() -> None:
 def test_a_record_with_an_unknown_status_is_refused() -> None:
     with pytest.raises(ValueError, match="status must be one of started, completed"):
         record("exploded")
+
+
+class LaggingMemory:
+    """Memory whose metadata-filtered ListEvents shows only ``indexed`` of its events, as AWS may for a while."""
+
+    def __init__(self, *records: TaskRecord, indexed: int = 0) -> None:
+        self.events = [{"payload": event_request(r, WHO)["payload"], "metadata": event_request(r, WHO)["metadata"]}
+                       for r in reversed(records)]  # newest first
+        self.indexed = indexed
+        self.reads: list[str] = []
+
+    def list_events(self, **request: Any) -> dict[str, Any]:
+        if "filter" not in request:
+            self.reads.append("unfiltered")
+            return {"events": self.events}
+        self.reads.append("filtered")
+        (expression,) = request["filter"]["eventMetadata"]
+        key, value = expression["left"]["metadataKey"], expression["right"]["metadataValue"]["stringValue"]
+        indexed = self.events[len(self.events) - self.indexed:]
+        return {"events": [e for e in indexed if e["metadata"][key]["stringValue"] == value]}
+
+
+def test_a_lookup_the_lagging_filter_cannot_settle_is_confirmed_by_the_unfiltered_read(tmp_path: Path) -> None:
+    started, interrupted = record("started"), record("interrupted")
+    other = TaskRecord("9e0c2a9e-7b4d-4c1e-9a57-0d2f6e8b1c44", "completed", "other", 3, 0.3)
+    for indexed in (0, 1):  # nothing indexed yet (unknown task), or only the start (a stale 'started')
+        client = LaggingMemory(started, other, interrupted, indexed=indexed)
+        found, where = TaskMemory(tmp_path, client).lookup(WHO, started.task_id)
+        assert (found.status, where, client.reads) == ("interrupted", "memory", ["filtered", "unfiltered"])
+    client = LaggingMemory(started, interrupted, indexed=2)
+    assert TaskMemory(tmp_path, client).lookup(WHO, started.task_id)[0].status == "interrupted"
+    assert client.reads == ["filtered"], "an ending the filter shows is final: no second read"
+    client = LaggingMemory(started, other, interrupted, indexed=0)
+    latest, problem = TaskMemory(tmp_path, client).latest_per_task(WHO)
+    assert problem is None and {task: r.status for task, (r, _) in latest.items()} == {
+        started.task_id: "interrupted", other.task_id: "completed"}

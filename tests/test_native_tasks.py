@@ -168,6 +168,11 @@ def test_a_diverging_run_ends_failed_with_the_error(server: ServerProcess) -> No
         ({"model_name": "huge", "epochs": 10**9}, "epochs must be between 1 and 500, got 1000000000"),
         ({"model_name": "../escape"}, "model_name must be 1-64 characters"),
         ({"model_name": "lr", "learning_rate": -1.0}, "learning_rate must be a finite number greater than 0"),
+        # JSON true, "10" and 10.5 are no epochs (pydantic's lax mode alone would take the first two).
+        ({"model_name": "bool", "epochs": True}, "epochs must be a whole number between 1 and 500, got True"),
+        ({"model_name": "text", "epochs": "10"}, "epochs must be a whole number between 1 and 500, got '10'"),
+        ({"model_name": "half", "epochs": 10.5}, "epochs must be a whole number between 1 and 500, got 10.5"),
+        ({"model_name": "lr-text", "learning_rate": "0.1"}, "learning_rate must be a finite number"),
     ],
 )
 def test_bad_input_is_refused_before_any_task_exists(
@@ -184,6 +189,13 @@ def test_bad_input_is_refused_before_any_task_exists(
     assert isinstance(answer, CallToolResult) and answer.is_error
     assert message in answer.content[0].text and message in plain_error
     assert f"training {arguments['model_name']} started" not in server.log_text()
+
+
+def test_an_integer_is_a_number_a_learning_rate_of_1_is_accepted(server: ServerProcess) -> None:
+    async def body(client: Client) -> Any:
+        return await client.call_tool("model_training", {"model_name": "whole-rate", "epochs": 1, "learning_rate": 1})
+
+    assert run(server, body).data["learning_rate"] == 1.0
 
 
 def test_an_unknown_task_id_is_a_clear_error(server: ServerProcess) -> None:

@@ -213,6 +213,9 @@ def test_another_actor_sees_none_of_the_tasks(server: ServerProcess, agentcore: 
         assert "unknown task" in asyncio.run(error(server, stranger.headers(), tool, task_id=started["task_id"]))
 
 
+WHOLE_EPOCHS = "epochs must be a whole number (a JSON integer such as 10)"
+
+
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
@@ -222,12 +225,24 @@ def test_another_actor_sees_none_of_the_tasks(server: ServerProcess, agentcore: 
         ("model_training", {"model_name": "m", "epochs": 10**9}, "epochs must be between 1 and 500"),
         ("model_training", {"model_name": "bad name!", "epochs": 3}, "model_name must be"),
         ("model_training", {"model_name": "m", "epoch": 3}, "unknown argument(s) epoch"),
+        # JSON types as the input schema declares them: pydantic's lax mode alone would take true as 1, "10" as 10.
+        ("model_training", {"model_name": "m", "epochs": True}, f"model_training: {WHOLE_EPOCHS}, got true"),
+        ("model_training", {"model_name": "m", "epochs": "10"}, f'{WHOLE_EPOCHS}, got "10"'),
+        ("model_training", {"model_name": "m", "epochs": 10.5}, f"{WHOLE_EPOCHS}, got 10.5"),
     ],
 )
 def test_bad_input_gets_a_clear_error(
     server: ServerProcess, agentcore: LocalAgentCore, tool: str, arguments: dict[str, Any], expected: str
 ) -> None:
     assert expected in asyncio.run(error(server, who(agentcore).headers(), tool, **arguments))
+
+
+def test_an_integer_is_a_number_a_learning_rate_of_1_is_accepted(
+    server: ServerProcess, agentcore: LocalAgentCore
+) -> None:
+    identity = who(agentcore, session="session-whole-rate-01")
+    started, status = finished_task(server, identity, "whole-rate", 1, learning_rate=1)
+    assert status["status"] == "completed" and records(identity)[0].learning_rate == 1.0
 
 
 def test_memory_down_when_a_task_ends_keeps_the_record_on_disk_until_memory_is_back(

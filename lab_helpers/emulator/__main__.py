@@ -1,6 +1,6 @@
 """Run the local AgentCore emulator (Memory and Runtime, one port).
 
-    python -m lab_helpers.emulator serve [--host 127.0.0.1] [--port 8787] [--db PATH]
+    python -m lab_helpers.emulator serve [--host 127.0.0.1] [--port 8787] [--db PATH] [--filtered-listing-delay S]
     python -m lab_helpers.agentcore_local serve ...   (the older spelling, still accepted)
 
 The word ``serve`` is optional and the options may come before or after it, so the file also runs as a script
@@ -36,7 +36,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"port (default: LAB_EMULATOR_PORT, {settings.emulator_port})")
     parser.add_argument("--db", type=Path, default=settings.emulator_db,
                         help=f"SQLite database file (default: LAB_EMULATOR_DB, {settings.emulator_db})")
+    parser.add_argument("--filtered-listing-delay", type=float, default=settings.emulator_filter_delay,
+                        metavar="SECONDS",
+                        help="keep each new event out of metadata-filtered ListEvents for SECONDS (real seconds), "
+                             "as AWS's eventually consistent filtered listing does; unfiltered listings see it at "
+                             f"once (default: LAB_EMULATOR_FILTER_DELAY, {settings.emulator_filter_delay:g})")
     args = parser.parse_args(argv)
+    if not 0 <= args.filtered_listing_delay <= 3600:  # also rejects nan
+        parser.error(f"--filtered-listing-delay must be between 0 and 3600 seconds, got {args.filtered_listing_delay}")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
     return args
@@ -49,8 +56,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(args.db, endpoint=f"http://{args.host}:{args.port}")
+    app.state.store.filtered_listing_delay = args.filtered_listing_delay
     logging.getLogger("lab_helpers.emulator").warning(
-        "agentcore-local serving on http://%s:%d (db %s)", args.host, args.port, args.db
+        "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s)", args.host, args.port,
+        args.db, args.filtered_listing_delay,
     )
     run_app(app, args.host, args.port)
 

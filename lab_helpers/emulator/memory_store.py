@@ -30,6 +30,17 @@ in the record (a word counts when it equals, or shares a prefix of at least 4 le
 (0, 1]: plain to reason about, and comparable with the SDK's ``relevance_score`` threshold (default 0.2).
 A query that shares no word with a record does not find it, even when a semantic search would.
 
+Eventual consistency of filtered listings (an option, off by default)
+---------------------------------------------------------------------
+AgentCore users report that a ListEvents with a metadata filter (``filter.eventMetadata``) is eventually
+consistent: an event acknowledged a moment ago may be missing from it, while the unfiltered ListEvents already
+returns it (aws/bedrock-agentcore-sdk-python issue 564: the Strands session manager then restores no history).
+``Store(path, filtered_listing_delay=s)`` (the emulator's ``--filtered-listing-delay SECONDS``, or
+``LAB_EMULATOR_FILTER_DELAY``) reproduces it: an event stays invisible to metadata-filtered listings for ``s``
+real seconds after it was stored (not scaled by ``LAB_TIME_SCALE``: it stands for the service's indexing lag).
+Unfiltered and branch-only listings, GetEvent and ListSessions stay strongly consistent. The lag is held in
+memory: a restarted emulator has indexed every event it finds in its database.
+
 Durability
 ----------
 ``journal_mode=WAL`` with ``synchronous=NORMAL``: every write is its own short transaction, and the HTTP answer is
@@ -40,6 +51,7 @@ sent only after the commit returned, so an acknowledged write survives a crash o
 from __future__ import annotations
 
 import base64
+import collections
 import json
 import re
 import secrets
@@ -191,8 +203,11 @@ def _ns_matches(record_ns: str, namespace: str | None, namespace_path: str | Non
 class Store:
     """All reads and writes of the emulator; one connection, used under one lock."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, filtered_listing_delay: float = 0.0) -> None:
         self.path = Path(path)
+        #: Seconds a new event stays out of metadata-filtered listings (module docstring); 0: at once.
+        self.filtered_listing_delay = filtered_listing_delay
+        self._unindexed: collections.deque[tuple[float, int]] = collections.deque()  # (stored at, seq), oldest first
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
@@ -340,7 +355,7 @@ class Store:
             event_id = f"{int(ts * 1000):019d}#{secrets.token_hex(4)}"
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.execute(
+                inserted = self.db.execute(
                     "INSERT INTO events (memory_id, actor_id, session_id, event_id, event_ts, payload, branch,"
                     " branch_name, metadata, client_token) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (memory_id, actor_id, session_id, event_id, ts, json.dumps(p["payload"]),
@@ -357,6 +372,9 @@ class Store:
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            if self.filtered_listing_delay > 0:
+                self._unindexed.append((time.monotonic(), inserted.lastrowid))
+                self._first_unindexed()  # forget what is indexed by now
         event: dict[str, Any] = {"memoryId": memory_id, "actorId": actor_id, "sessionId": session_id,
                                  "eventId": event_id, "eventTimestamp": ts, "payload": p["payload"]}
         if branch:
@@ -429,6 +447,17 @@ class Store:
         if cur.rowcount == 0:
             raise NotFound(f"Event {event_id} not found in session {session_id} of actor {actor_id}")
 
+    def _first_unindexed(self) -> int | None:
+        """The ``seq`` from which events are still missing from filtered listings, or None (all indexed).
+
+        Events are stored under the lock in ``seq`` order, so those stored less than ``filtered_listing_delay``
+        seconds ago are exactly those from one ``seq`` on.
+        """
+        indexed_before = time.monotonic() - self.filtered_listing_delay
+        while self._unindexed and self._unindexed[0][0] <= indexed_before:
+            self._unindexed.popleft()
+        return self._unindexed[0][1] if self._unindexed else None
+
     def list_events(self, memory_id: str, actor_id: str, session_id: str, *, include_payloads: bool,
                     flt: dict[str, Any] | None, max_results: int, token: str | None
                     ) -> tuple[list[dict[str, Any]], str | None]:
@@ -467,6 +496,10 @@ class Store:
                 else:  # NOT_EXISTS
                     where.append("(metadata IS NULL OR json_type(metadata, ?) IS NULL)")
                     args.append(path)
+            unindexed = self._first_unindexed() if flt.get("eventMetadata") else None
+            if unindexed is not None:  # eventually consistent: the newest events are not in the filtered index yet
+                where.append("seq < ?")
+                args.append(unindexed)
             if token is not None:
                 position = _decode_token(token)
                 if not (isinstance(position, list) and len(position) == 2):

@@ -19,6 +19,14 @@ hears about the crash instead of silence.
 
 Lookups read Memory first and the outbox too, so a result that has not reached
 Memory yet is still found (and reported as kept on local disk).
+
+Finding a task by id uses a ListEvents metadata filter, and in AWS that filtered
+listing is eventually consistent (aws/bedrock-agentcore-sdk-python issue 564): a
+record written a moment ago, by this process or by the one that crashed before it,
+may be missing from it while the unfiltered listing already has it. So an answer
+the filter cannot settle (no record, or only ``started``) is confirmed with the
+unfiltered, strongly consistent read (``records_in_memory(..., consistent=True)``),
+and listing every task uses that read: nothing written is ever reported unknown.
 """
 
 from __future__ import annotations
@@ -231,12 +239,15 @@ class TaskMemory:
     def lookup(self, identity: Identity, task_id: str) -> tuple[TaskRecord | None, str]:
         """The latest record of ``task_id`` for this caller, and where it was found.
 
-        Where: ``"memory"``, or ``"local disk"`` for a record still in the outbox.
+        Where: ``"memory"``, or ``"local disk"`` for a record still in the outbox. An ending found with the
+        metadata filter is final; anything less is confirmed with the strongly consistent unfiltered read.
         Raises :class:`MemoryUnavailable` only when Memory fails and the outbox has nothing either.
         """
         local = self.outbox(identity, task_id)
         try:
             remote = records_in_memory(self.client, identity, task_id, limit=10)
+            if not remote or not remote[0].finished:  # the filter may lag behind the latest write: confirm
+                remote = records_in_memory(self.client, identity, task_id, limit=10, consistent=True)
         except MemoryUnavailable:
             if local:
                 return local[-1].record, "local disk"
@@ -246,11 +257,14 @@ class TaskMemory:
         return (remote[0], "memory") if remote else (None, "memory")
 
     def latest_per_task(self, identity: Identity) -> tuple[dict[str, tuple[TaskRecord, str]], str | None]:
-        """Every task this caller has records of: task id -> (latest record, where), and Memory's error if any."""
+        """Every task this caller has records of: task id -> (latest record, where), and Memory's error if any.
+
+        Read unfiltered (strongly consistent): the metadata filter could still miss a task recorded a moment ago.
+        """
         latest: dict[str, tuple[TaskRecord, str]] = {}
         problem = None
         try:
-            for record in reversed(records_in_memory(self.client, identity)):  # oldest first
+            for record in reversed(records_in_memory(self.client, identity, consistent=True)):  # oldest first
                 latest[record.task_id] = (record, "memory")
         except MemoryUnavailable as error:
             problem = str(error)
@@ -268,19 +282,22 @@ class TaskMemory:
 
 
 def records_in_memory(
-    client: Any, identity: Identity, task_id: str | None = None, *, limit: int | None = None
+    client: Any, identity: Identity, task_id: str | None = None, *, limit: int | None = None,
+    consistent: bool = False,
 ) -> list[TaskRecord]:
     """The task records in Memory for this caller (one task's, if ``task_id``), newest first.
 
     ``client`` is a boto3 ``bedrock-agentcore`` client (:func:`memory_client`). Follows
     ``nextToken``; a session that does not exist yet has no records. Raises
     :class:`MemoryUnavailable`, with the reason, when Memory cannot be read.
+    Selected with a ListEvents metadata filter, which is eventually consistent in AWS; ``consistent=True``
+    reads the session's events unfiltered (strongly consistent, but every event) and selects them here.
     """
     flt = task_filter(task_id) if task_id else KIND_FILTER
     records: list[TaskRecord] = []
-    for event in memory_events(client, identity, flt):
+    for event in memory_events(client, identity, None if consistent else flt):
         record = record_from_event(event)
-        if record is not None:
+        if record is not None and task_id in (None, record.task_id):
             records.append(record)
             if limit is not None and len(records) >= limit:
                 break
