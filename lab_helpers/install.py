@@ -126,7 +126,8 @@ def with_uv(python: str, venv: Path) -> str | None:
                                     pinned("uv")]):
         return f"{pinned('uv')} could not be installed with pip"
     base = [str(uv), "pip", "install", "--quiet", "--python", python, *args]
-    print(f"installing with uv: {shlex.join([*base[1:], '-r', 'requirements.txt'])}", flush=True)
+    sources = shlex.join(args[3:]) or "its defaults"  # args[:3]: --no-config and pip's way of merging indexes
+    print(f"installing requirements.txt with {pinned('uv')}, from pip's package sources: {sources}", flush=True)
     if not run([*base, "-r", str(REQUIREMENTS)], env):
         return "uv could not install requirements.txt (see above)"
     if not run([*base, "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)], env):
@@ -138,7 +139,8 @@ def with_uv(python: str, venv: Path) -> str | None:
 
 def with_pip(python: str) -> None:
     pip = [python, "-m", "pip", "install", "--quiet", "--no-compile"]
-    ok = run([*pip, "-r", str(REQUIREMENTS)]) and run([*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)])
+    ok = (run([*pip, "-r", str(REQUIREMENTS)])
+          and run([*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)]))
     if not ok:
         raise SystemExit("pip could not install requirements.txt (see above)")
     if not run([python, "-m", "pip", "check"]):

