@@ -10,7 +10,9 @@ one (a mirror, local wheels, a constraints file, a CA bundle). So pip's effectiv
 its files and ``PIP_*`` variables) are translated to uv's options. A pip setting that uv has no equivalent for, a
 uv that cannot be installed, or a uv install that fails: then pip installs everything, as it always did.
 
-Either way the environment is checked for consistent requirements afterwards (``uv pip check`` / ``pip check``).
+requirements.txt is the complete list of what gets installed (``--no-deps``: it leaves out two packages on purpose,
+see its header), and either way the result is checked: every installed package's requirements must be met
+(``uv pip check`` / ``pip check``).
 ``LAB_INSTALLER=pip make lab`` skips uv altogether.
 """
 
@@ -128,7 +130,7 @@ def with_uv(python: str, venv: Path) -> str | None:
     base = [str(uv), "pip", "install", "--quiet", "--python", python, *args]
     sources = shlex.join(args[3:]) or "its defaults"  # args[:3]: --no-config and pip's way of merging indexes
     print(f"installing requirements.txt with {pinned('uv')}, from pip's package sources: {sources}", flush=True)
-    if not run([*base, "-r", str(REQUIREMENTS)], env):
+    if not run([*base, "--no-deps", "-r", str(REQUIREMENTS)], env):
         return "uv could not install requirements.txt (see above)"
     if not run([*base, "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)], env):
         return "uv could not install the repository (editable)"
@@ -139,7 +141,7 @@ def with_uv(python: str, venv: Path) -> str | None:
 
 def with_pip(python: str) -> None:
     pip = [python, "-m", "pip", "install", "--quiet", "--no-compile"]
-    ok = (run([*pip, "-r", str(REQUIREMENTS)])
+    ok = (run([*pip, "--no-deps", "-r", str(REQUIREMENTS)])
           and run([*pip, "--no-deps", "--no-build-isolation", "-e", str(REPO_ROOT)]))
     if not ok:
         raise SystemExit("pip could not install requirements.txt (see above)")

@@ -45,6 +45,12 @@ def test_every_requirement_is_an_exact_pin() -> None:
             Marker(marker)  # a marker pip cannot parse would break every install
 
 
+def test_the_iri_grammar_is_left_out() -> None:
+    """rfc3987-syntax (and its lark) cost a second of CPU in every process importing jsonschema: not installed."""
+    pins = _pins(_requirement_lines())
+    assert "rfc3987-syntax" not in pins and "lark" not in pins, "see the header of requirements.txt"
+
+
 def test_environment_yml_mirrors_requirements() -> None:
     text = (REPO_ROOT / "environment.yml").read_text()
     environment = yaml.safe_load(text)
