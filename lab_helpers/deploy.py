@@ -26,7 +26,8 @@ when the process exits (a kernel shut down after a failing cell leaves none runn
 
 **AWS mode** (``LAB_MODE=aws``), direct code deployment: the source directory is zipped (its files at the
 zip root, so the entry point is too; plus this repository's ``lab_helpers`` and ``patterns`` packages, so
-their imports work; plus ``requirements.txt``), uploaded to ``s3://agentcore-longrun-lab-<account>-<region>/
+their imports work; plus the third-party packages, built for Linux arm64, and the ``requirements.txt`` they were
+built from, see below), uploaded to ``s3://agentcore-longrun-lab-<account>-<region>/
 runtimes/<name>/<sha256>.zip`` (bucket created or reused), and run with the execution role
 ``AgentCoreLongrunLabRuntimeRole`` (created or reused; policy in :func:`role_policy`)::
 
@@ -37,10 +38,14 @@ runtimes/<name>/<sha256>.zip`` (bucket created or reused), and run with the exec
 
 Limits of the AWS form, kept simple on purpose:
 
-* AgentCore runs the zip as it is: it does not install ``requirements.txt``. Third-party packages must be in
-  the zip, built for Linux arm64. Install them into a directory and pass it as ``packages_dir``, e.g.
-  ``pip install --platform manylinux2014_aarch64 --only-binary=:all: --python-version 3.11
-  --target build/runtime-packages -r requirements.txt``.
+* AgentCore runs the zip as it is: it does not install ``requirements.txt``. So ``deploy`` puts the third-party
+  packages in the zip itself, as AWS's starter toolkit does (:mod:`lab_helpers.runtime_packages`): pip downloads
+  the Linux arm64 wheels of the source's own ``requirements.txt`` (else ``servers/requirements.txt``, what the
+  servers import at run time) with the repository's ``requirements.txt`` as constraints, binary wheels only;
+  they are cached under ``build/cache/runtime-packages/`` by the hash of the requirements (the first deploy
+  takes a minute, later ones none) and unpacked at the zip's root. A package without an aarch64 wheel stops the
+  deploy, before any AWS call, with its name. ``packages_dir`` overrides all of it: a directory of packages
+  built some other way (``pip install --target``), put in the zip as it is.
 * The entry point is started without arguments on AWS, and must listen on ``0.0.0.0`` (port 8080 with
   ``/invocations`` and ``/ping`` for HTTP agents, 8000 with ``/mcp`` for MCP servers). The workbench's
   servers take their address from ``--host`` and default to 127.0.0.1, so ``deploy`` passes
@@ -65,6 +70,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -72,7 +78,7 @@ from urllib.parse import quote
 
 from botocore.exceptions import ClientError
 
-from lab_helpers import config
+from lab_helpers import config, runtime_packages
 from lab_helpers.emulator.runtime_sessions import LOCAL_BUCKET  # the emulator's marker for "a local directory"
 from lab_helpers.emulator.runtime_sessions import TIME_SCALE_VARIABLE
 from lab_helpers.timeline import runtime_report
@@ -97,6 +103,8 @@ CONFIG_KEYS = ("agentRuntimeArtifact", "roleArn", "networkConfiguration", "proto
                "lifecycleConfiguration", "environmentVariables", "requestHeaderConfiguration")
 #: Never zipped, besides bytecode and anything hidden (.venv, .git, .ipynb_checkpoints): nothing the code runs.
 SKIPPED_PARTS = {"__pycache__", "venv", "node_modules"}
+#: The largest deployment zip direct code deployment takes (the starter toolkit refuses larger ones too).
+MAX_ZIP_BYTES = 250 * 1024 * 1024
 
 
 class DeploymentError(RuntimeError):
@@ -184,30 +192,62 @@ def _files(root: Path) -> list[Path]:
     )
 
 
-def build_zip(source: Path, packages_dir: Path | None = None) -> bytes:
-    """The deployment package: ``packages_dir``'s contents, then ``lab_helpers/`` and ``patterns/``, then the source.
+def _file_entries(root: Path, prefix: str = "") -> dict[str, runtime_packages.Entry]:
+    """The files under ``root`` as zip entries named ``prefix`` + their path under ``root``, world-readable."""
+    return {prefix + path.relative_to(root).as_posix(): (path.read_bytes, 0o644) for path in _files(root)}
 
-    Later entries win a name clash (the source over everything). Timestamps and permissions are fixed, so the
-    same files give the same bytes and the same content-hash key: an unchanged deploy changes nothing.
+
+def build_zip(source: Path, packages_dir: Path | None = None, wheels_dir: Path | None = None,
+              requirements: Path | None = None) -> bytes:
+    """The deployment package: the packages, then ``lab_helpers/``, ``patterns/``, ``requirements.txt``, the source.
+
+    The packages are ``wheels_dir``'s wheels unpacked at the root (:mod:`lab_helpers.runtime_packages`) or
+    ``packages_dir``'s files as they are. ``requirements`` (default: the source's own ``requirements.txt``, else
+    ``servers/requirements.txt``) goes in as ``requirements.txt``, to say what the packages were built from.
+    Later entries win a name clash (the source over everything). Order, timestamps and permissions are fixed, so
+    the same files give the same bytes and the same content-hash key: an unchanged deploy changes nothing.
     """
-    entries: dict[str, Path] = {}
-    if packages_dir is not None:
-        entries.update({p.relative_to(packages_dir).as_posix(): p for p in _files(packages_dir)})
-    for name, package in (("lab_helpers", config.REPO_ROOT / "lab_helpers"),
-                          ("patterns", config.REPO_ROOT / "servers" / "patterns")):
-        entries.update({f"{name}/" + p.relative_to(package).as_posix(): p for p in _files(package)})
-    requirements = config.REPO_ROOT / "requirements.txt"
-    if requirements.is_file():
-        entries["requirements.txt"] = requirements
-    entries.update({p.relative_to(source).as_posix(): p for p in _files(source)})
+    requirements = runtime_packages.requirements_for(source) if requirements is None else Path(requirements)
+    entries: dict[str, runtime_packages.Entry] = {}
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in sorted(entries):
-            info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16  # AgentCore uses POSIX permissions: world-readable
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, entries[name].read_bytes())
+    with ExitStack() as stack:
+        if wheels_dir is not None:
+            entries.update(runtime_packages.wheel_entries(wheels_dir, stack))
+        if packages_dir is not None:
+            entries.update(_file_entries(packages_dir))
+        entries.update(_file_entries(config.REPO_ROOT / "lab_helpers", "lab_helpers/"))
+        entries.update(_file_entries(config.REPO_ROOT / "servers" / "patterns", "patterns/"))
+        if requirements.is_file():
+            entries["requirements.txt"] = (requirements.read_bytes, 0o644)
+        entries.update(_file_entries(source))
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in sorted(entries):
+                read, mode = entries[name]
+                info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+                info.external_attr = mode << 16  # AgentCore uses POSIX permissions: all world-readable
+                info.compress_type = zipfile.ZIP_DEFLATED
+                # The fastest level: the packages are 150 MB unzipped; level 6 would take 2.5 times as long for
+                # a zip only 8% smaller.
+                archive.writestr(info, read(), compresslevel=1)
     return buffer.getvalue()
+
+
+def _package(source: Path, packages_dir: Path | None) -> bytes:
+    """The AWS-mode zip of ``source``, its third-party packages built for Linux arm64 unless ``packages_dir`` is given.
+
+    Raises :class:`DeploymentError` when the packages cannot be built or the zip is larger than AgentCore takes.
+    """
+    requirements = runtime_packages.requirements_for(source)
+    try:
+        wheels_dir = None if packages_dir is not None else runtime_packages.wheels(requirements)
+    except runtime_packages.PackagingError as error:
+        raise DeploymentError(f"cannot build the Linux arm64 packages of {requirements}: {error}") from None
+    package = build_zip(source, packages_dir, wheels_dir, requirements)
+    if len(package) > MAX_ZIP_BYTES:
+        raise DeploymentError(
+            f"the deployment zip is {len(package) / 2**20:.0f} MB, more than AgentCore's direct code deployment takes "
+            f"({MAX_ZIP_BYTES // 2**20} MB): list fewer packages in {requirements}")
+    return package
 
 
 def role_policy(partition: str, region: str, account: str) -> dict[str, Any]:
@@ -291,14 +331,17 @@ def _ensure_role(iam: Any, partition: str, region: str, account: str, state: dic
 def _aws_artifact(name: str, source: Path, entry_point: str, packages_dir: Path | None,
                   settings: config.Settings, state: dict[str, Any],
                   save: Callable[[], None]) -> tuple[dict[str, Any], str, bool]:
-    """Zip and upload the code, make sure the role exists: the artifact, the role ARN, whether the role is new."""
+    """Zip and upload the code, make sure the role exists: the artifact, the role ARN, whether the role is new.
+
+    The zip is built first: a package that cannot be built for Linux arm64 stops the deploy before any AWS call.
+    """
+    package = _package(source, packages_dir)
     identity = _client("sts", settings).get_caller_identity()
     account, partition = identity["Account"], identity["Arn"].split(":")[1]
     bucket = f"agentcore-longrun-lab-{account}-{settings.region}"
     s3 = _client("s3", settings)
     _ensure_bucket(s3, bucket, settings.region, state)
     save()
-    package = build_zip(source, packages_dir)
     key = f"runtimes/{name}/{hashlib.sha256(package).hexdigest()[:20]}.zip"
     try:
         s3.head_object(Bucket=bucket, Key=key)  # same content already uploaded
@@ -414,7 +457,8 @@ def deploy(
     ``idle_timeout`` and ``max_lifetime`` (seconds) become the runtime's lifecycle configuration: how long an
     idle session lives and how long any session may live (AWS's defaults, 900 and 28800). ``request_headers``
     are the headers AgentCore forwards to the code (e.g. ``X-Amzn-Bedrock-AgentCore-Runtime-Custom-Actor-Id``).
-    ``packages_dir`` (AWS mode only): third-party packages built for Linux arm64 to put in the zip.
+    AWS mode builds the zip's third-party packages for Linux arm64 itself (see the module's docstring);
+    ``packages_dir`` overrides that with a directory of packages you built, put in the zip as it is.
     With ``wait`` the call returns once the runtime is READY. Locally the runtime runs at ``settings.time_scale``
     (``LAB_TIME_SCALE`` in its environment, see the module's docstring) and its sessions are stopped when this
     process exits.

@@ -10,6 +10,9 @@ its idempotency, what ``destroy`` deletes, and how ``invoke`` encodes and decode
   version; ListAgentRuntimes never paginates (pagination is tested with Stubber).
 * InvokeAgentRuntime is not implemented (the data plane has only the Memory event operations): Stubber, and a
   ``before-send`` hook where the signed request itself matters.
+
+AWS mode builds the zip's Linux arm64 packages with pip: here a stand-in downloader writes one small wheel per
+requirement into a cache of the test's own (``downloads``, used by every test), so no test reaches a package index.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from lab_helpers import config, deploy
+from lab_helpers import config, deploy, runtime_packages
 
 mock_aws = pytest.importorskip("moto").mock_aws
 
@@ -55,6 +58,39 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+
+
+def make_wheel(directory: Path, name: str, version: str, files: dict[str, bytes] | None = None) -> None:
+    """A small wheel as pip downloads one: the package's files and its ``.dist-info``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(directory / f"{name}-{version}-py3-none-any.whl", "w") as wheel:
+        for member, data in (files or {f"{name}/__init__.py": f"VERSION = {version!r}\n".encode()}).items():
+            wheel.writestr(member, data)
+        wheel.writestr(f"{name}-{version}.dist-info/METADATA",
+                       f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+
+
+class Downloads:
+    """Stands in for pip's download: one wheel per ``name==version`` line of the requirements; records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Path, Path | None]] = []
+
+    def __call__(self, requirements: Path, constraints: Path | None, destination: Path) -> None:
+        self.calls.append((requirements, constraints))
+        for line in requirements.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                name, version = line.split("#")[0].strip().split("==")
+                make_wheel(destination, name.split("[")[0].replace("-", "_"), version)
+
+
+@pytest.fixture(autouse=True)
+def downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Downloads:
+    """Every AWS-mode deploy downloads its packages through this stand-in, into a cache of the test's own."""
+    fake = Downloads()
+    monkeypatch.setattr(runtime_packages, "download_wheels", fake)
+    monkeypatch.setattr(runtime_packages, "CACHE_DIR", tmp_path / "package-cache")
+    return fake
 
 
 @pytest.fixture
@@ -273,6 +309,97 @@ def test_the_zip_is_the_same_for_the_same_files(source: Path, tmp_path: Path) ->
     archive = zipfile.ZipFile(io.BytesIO(deploy.build_zip(source, packages)))
     assert "somepkg/__init__.py" in archive.namelist()
     assert archive.read("helper.py") == b"VALUE = 2\n"  # the source wins a name clash
+
+
+def uploaded(aws: config.Settings) -> list[tuple[str, zipfile.ZipFile]]:
+    """Every zip deploy uploaded, by key, as the recorded state lists them."""
+    s3 = boto3.client("s3", region_name=REGION)
+    return [(key, zipfile.ZipFile(io.BytesIO(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())))
+            for key in state(aws)["aws:us-east-1"]["objects"]]
+
+
+def test_aws_mode_zips_the_code_the_helpers_and_arm64_packages_built_once(
+    moto: None, calls: list[tuple[str, str]], aws: config.Settings, source: Path, downloads: Downloads,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No hand work: the servers' runtime requirements are downloaded for arm64, cached, unpacked at the zip's root."""
+    deploy.deploy("lab_agent", source, "app.py", settings=aws)
+
+    assert downloads.calls == [(runtime_packages.RUNTIME_REQUIREMENTS, config.REPO_ROOT / "requirements.txt")]
+    [(key, archive)] = uploaded(aws)
+    names = archive.namelist()
+    pinned = [line.split("#")[0].strip() for line in runtime_packages.RUNTIME_REQUIREMENTS.read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    packages = [line.split("[")[0].split("==")[0].replace("-", "_") for line in pinned]
+    assert {"app.py", "helper.py", "lab_helpers/deploy.py", "lab_helpers/runtime_packages.py",
+            "patterns/task_registry.py", "requirements.txt"} <= set(names)
+    assert {f"{name}/__init__.py" for name in packages} <= set(names), "each package at the zip's root"
+    assert {f"{name}-{line.split('==')[1]}.dist-info/METADATA" for name, line in zip(packages, pinned)} <= set(names)
+    assert archive.read("requirements.txt") == runtime_packages.RUNTIME_REQUIREMENTS.read_bytes()
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+    assert {(info.date_time, info.external_attr >> 16) for info in archive.infolist()} == {((2020, 1, 1, 0, 0, 0),
+                                                                                            0o644)}
+
+    again = deploy.deploy("lab_agent", source, "app.py", settings=aws, wait=False)
+    assert len(downloads.calls) == 1, "the second deploy reuses the cached wheels"
+    assert (again.updated, [k for k, _ in uploaded(aws)]) == (False, [key])
+
+    monkeypatch.setattr(runtime_packages, "CACHE_DIR", tmp_path / "another-cache")  # the same wheels, anew
+    deploy.deploy("lab_agent", source, "app.py", settings=aws, wait=False)
+    assert len(downloads.calls) == 2
+    assert [k for k, _ in uploaded(aws)] == [key], "same inputs, same bytes, same content-hash key"
+
+
+def test_a_source_with_its_own_requirements_gets_their_packages(
+    moto: None, calls: list[tuple[str, str]], aws: config.Settings, source: Path, downloads: Downloads
+) -> None:
+    (source / "requirements.txt").write_text("tiny-pkg==0.1\n")
+    deploy.deploy("lab_agent", source, "app.py", settings=aws)
+
+    assert downloads.calls == [(source / "requirements.txt", config.REPO_ROOT / "requirements.txt")]
+    [(_, archive)] = uploaded(aws)
+    assert {"tiny_pkg/__init__.py", "tiny_pkg-0.1.dist-info/METADATA", "app.py"} <= set(archive.namelist())
+    assert "numpy/__init__.py" not in archive.namelist()
+    assert archive.read("requirements.txt") == b"tiny-pkg==0.1\n"
+
+
+def test_packages_dir_overrides_the_download(
+    moto: None, calls: list[tuple[str, str]], aws: config.Settings, source: Path, downloads: Downloads,
+    tmp_path: Path
+) -> None:
+    packages = tmp_path / "built-by-hand"
+    (packages / "handmade").mkdir(parents=True)
+    (packages / "handmade" / "__init__.py").write_text("")
+    deploy.deploy("lab_agent", source, "app.py", settings=aws, packages_dir=packages)
+
+    assert downloads.calls == []
+    [(_, archive)] = uploaded(aws)
+    assert "handmade/__init__.py" in archive.namelist() and "numpy/__init__.py" not in archive.namelist()
+
+
+def test_packages_that_cannot_be_built_stop_the_deploy_before_any_aws_call(
+    monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, str]], aws: config.Settings, source: Path
+) -> None:
+    def no_arm64_wheel(requirements: Path, constraints: Path | None, destination: Path) -> None:
+        raise runtime_packages.PackagingError(runtime_packages.explain_pip_failure(
+            "ERROR: No matching distribution found for x86only==1.0", 1, requirements, ["pip"]))
+
+    monkeypatch.setattr(runtime_packages, "download_wheels", no_arm64_wheel)
+    with pytest.raises(deploy.DeploymentError,
+                       match=r"Linux arm64 packages of .*requirements.txt: no binary wheel of x86only==1.0 "
+                             r"for Linux arm64.*packages_dir"):
+        deploy.deploy("lab_agent", source, "app.py", settings=aws)
+    assert calls == [], "no bucket, role or runtime for code that cannot run"
+    assert not (aws.state_dir / deploy.STATE_FILE).exists() or "bucket" not in state(aws).get("aws:us-east-1", {})
+
+
+def test_a_zip_too_large_for_agentcore_is_refused_before_any_aws_call(
+    monkeypatch: pytest.MonkeyPatch, calls: list[tuple[str, str]], aws: config.Settings, source: Path
+) -> None:
+    monkeypatch.setattr(deploy, "MAX_ZIP_BYTES", 1000)
+    with pytest.raises(deploy.DeploymentError, match=r"more than AgentCore's direct code deployment takes"):
+        deploy.deploy("lab_agent", source, "app.py", settings=aws)
+    assert calls == []
 
 
 def test_deploying_twice_creates_nothing_and_a_change_updates(
