@@ -2,6 +2,8 @@
 
 AgentCore Runtime ends a session that has been idle too long (15 minutes by default) unless
 ``GET /ping`` answers ``HealthyBusy``; then it keeps the session, up to its maximum lifetime.
+(As AWS users measured it, the Runtime reads that status only next to a ``time_of_last_update``;
+``BedrockAgentCoreApp`` always sends one: see ``servers/handwritten_ping.py`` for what goes wrong by hand.)
 So an agent that answers at once and trains in the background must tell ``/ping`` that it is
 busy. ``BedrockAgentCoreApp`` offers three ways, and the payload of a training request chooses one:
 
@@ -22,7 +24,7 @@ falls through to the automatic status. Further details that shape this app:
 * ``/ping`` is a sync route: the handler runs in Starlette's thread pool, next to the training
   threads, so the registry is guarded by a lock.
 * ``time_of_last_update`` changes only when a ping (or the ``ping_status`` debug action) observes a
-  new status: it is when the app noticed the change, not when a job ended.
+  new status: it is when the app noticed the change, not when a job ended (in whole seconds, ``int``).
 * With ``debug=True`` a payload holding ``_agent_core_app_action`` is answered by the SDK, never
   reaching the entrypoint: ``ping_status``, ``job_status`` (only the ``@async_task``/``add_async_task``
   tasks, not this registry), ``force_busy``, ``force_healthy`` (both beat the custom handler),

@@ -78,6 +78,20 @@ def test_ping_has_the_runtime_shape(agent: ServerProcess) -> None:
     assert 0 <= time.time() - answer["time_of_last_update"] < 300
 
 
+def test_time_of_last_update_is_when_the_status_last_changed(agent: ServerProcess) -> None:
+    """What the Runtime's idle reaper reads, as AWS users measured it: it moves when the status changes, only then."""
+    idle = wait_for_ping(agent, "Healthy")
+    assert ping(agent)["time_of_last_update"] == idle["time_of_last_update"], "not re-stamped on every ping"
+    asked = int(time.time())
+    ok(agent, {"action": "train", "model_name": "stamped", "epochs": LONG_EPOCHS})
+    busy = wait_for_ping(agent, "HealthyBusy")
+    assert busy["time_of_last_update"] >= asked, "stamped when a ping saw the change"
+    assert ping(agent) == busy
+    done = wait_for_ping(agent, "Healthy")
+    assert done["time_of_last_update"] >= busy["time_of_last_update"]
+    assert ping(agent) == done
+
+
 @pytest.mark.parametrize("tracking", WAYS)
 def test_each_way_keeps_ping_busy_until_its_job_ends(agent: ServerProcess, tracking: str) -> None:
     wait_for_ping(agent, "Healthy")

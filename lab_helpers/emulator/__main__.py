@@ -10,12 +10,18 @@ path, which is how ``lab_helpers.processes.ServerProcess`` starts servers::
 
 Then point ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`` and ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL`` at
 ``http://127.0.0.1:PORT``. ``GET /health`` answers 200 once the database is open.
+
+``--ping-rule`` (default: ``LAB_EMULATOR_PING_RULE``, else ``measured``) chooses what a runtime session's ``/ping``
+answer must say to count as activity: ``measured``, the rule AWS users measured (``HealthyBusy`` keeps a session
+only with a ``time_of_last_update``), or ``documented``, AWS's guide (``HealthyBusy`` alone keeps it). Both are
+explained, with their sources, in :mod:`lab_helpers.emulator.runtime_sessions`.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -26,6 +32,7 @@ if __package__ in (None, ""):  # run as a script path: make `lab_helpers` import
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     from lab_helpers import config
+    from lab_helpers.emulator.runtime_sessions import PING_RULE_VARIABLE, PING_RULES
 
     settings = config.load()
     parser = argparse.ArgumentParser(prog="python -m lab_helpers.emulator",
@@ -36,6 +43,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help=f"port (default: LAB_EMULATOR_PORT, {settings.emulator_port})")
     parser.add_argument("--db", type=Path, default=settings.emulator_db,
                         help=f"SQLite database file (default: LAB_EMULATOR_DB, {settings.emulator_db})")
+    ping_rule = os.environ.get(PING_RULE_VARIABLE, "").strip() or PING_RULES[0]
+    parser.add_argument("--ping-rule", default=ping_rule, choices=PING_RULES,
+                        help="what a /ping answer must say to keep a runtime session: 'measured' (HealthyBusy with "
+                             "time_of_last_update, as AWS users measured) or 'documented' (HealthyBusy alone, as "
+                             f"AWS's guide says) (default: {PING_RULE_VARIABLE}, else measured; now {ping_rule})")
     parser.add_argument("--filtered-listing-delay", type=float, default=settings.emulator_filter_delay,
                         metavar="SECONDS",
                         help="keep each new event out of metadata-filtered ListEvents for SECONDS (real seconds), "
@@ -44,6 +56,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if not 0 <= args.filtered_listing_delay <= 3600:  # also rejects nan
         parser.error(f"--filtered-listing-delay must be between 0 and 3600 seconds, got {args.filtered_listing_delay}")
+    if args.ping_rule not in PING_RULES:  # argparse checks the choices of a given option, not of its default
+        parser.error(f"{PING_RULE_VARIABLE} must be one of {', '.join(PING_RULES)}, got {args.ping_rule!r}")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
     return args
@@ -57,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(args.db, endpoint=f"http://{args.host}:{args.port}")
     app.state.store.filtered_listing_delay = args.filtered_listing_delay
+    app.state.runtime.ping_rule = args.ping_rule
     logging.getLogger("lab_helpers.emulator").warning(
         "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s)", args.host, args.port,
         args.db, args.filtered_listing_delay,

@@ -10,11 +10,37 @@ and ``bedrock-agentcore`` models):
 * data plane: InvokeAgentRuntime forwards the payload to the session process's ``POST /invocations`` (protocol
   HTTP) or any MCP request to its ``/mcp`` (protocol MCP, with ``Mcp-Session-Id`` and ``Mcp-Protocol-Version``),
   streaming the answer back (JSON or ``text/event-stream``); StopRuntimeSession ends a session;
-* lifecycle: every session's ``GET /ping`` is polled. A session idle for longer than
-  ``idleRuntimeSessionTimeout`` is ended, unless it reports ``HealthyBusy`` (background work counts as
-  activity); every session is ended at ``maxLifetime``; a session whose process died is recorded as crashed and
-  the next invocation starts a fresh one. Every transition is recorded, and every live session's state
-  (``GET /local/runtime-sessions``).
+* lifecycle: every session's ``GET /ping`` is polled. A session idle for ``idleRuntimeSessionTimeout`` is
+  ended (what counts as activity: the ping rule below); every session is ended at ``maxLifetime``; a session
+  whose process died is recorded as crashed and the next invocation starts a fresh one. Every transition is
+  recorded, and every live session's state (``GET /local/runtime-sessions``).
+
+The ping rule, as AWS users measured it. AWS's guide shows ``/ping`` answering ``{"status": "HealthyBusy"}``
+and calls its ``time_of_last_update`` field (seconds since the epoch) optional: "If you omit the field, the
+platform tracks status changes on its own". Teams running long work on the Runtime measured otherwise:
+
+* without the field the status is not read: the idle time counts from the latest invocation, and a session
+  answering ``HealthyBusy`` is ended at the idle timeout mid-work (aws/bedrock-agentcore-sdk-python issue 471;
+  fastagent-sh/fastagent pull request 314: ended at the last invocation + 180.0 s and + 61 s with idle timeouts
+  of 180 and 60 s, after 55 ``HealthyBusy`` answers in a row; kept alive once the field was added). A field
+  that is not a number (an ISO date) is as good as none (aws/bedrock-agentcore-sdk-typescript pull request 129);
+* with the field, ``HealthyBusy`` keeps the session, and otherwise the session is idle since its latest
+  invocation or the time in the field, whichever is later. A handler that stamps the current time on every ping
+  is never idle: its sessions live until ``maxLifetime`` (aws-samples/sample-host-openclaw-on-amazon-bedrock-
+  agentcore pull request 48: ``Healthy`` sessions alive for 4 hours with a 30-minute idle timeout;
+  aws/bedrock-agentcore-sdk-python pull request 542: the SDK's A2A and AG-UI handlers did this, and their
+  sessions lived until ``maxLifetime``);
+* ``BedrockAgentCoreApp`` (bedrock-agentcore 1.25, ``runtime/app.py``: ``_handle_ping``,
+  ``get_current_ping_status``) always sends the field: the time at which a ping first saw the current status,
+  in whole seconds. So it is kept while it works and idle from the end of its work.
+
+The emulator applies that rule (``measured``, the default): activity is an invocation (its start and its end),
+a ``HealthyBusy`` ping carrying a numeric ``time_of_last_update``, and the time that field names (a time in the
+future counts as now); the idle time counts from the latest activity. Where the sources disagree, the guide's
+reading is an option: ``documented`` also counts a ``HealthyBusy`` ping without the field as activity (pull
+request 542 relies on the guide when it drops the field). Choose it with ``LAB_EMULATOR_PING_RULE=documented``
+or ``--ping-rule documented`` (:mod:`lab_helpers.emulator.__main__`); ``GET /local/runtime-sessions`` says which
+rule is in force. An MCP server's session has no ``/ping`` here: its requests alone keep it, under both rules.
 
 The artifact, locally, is a code directory on this machine, named where AWS names an S3 location::
 
@@ -33,7 +59,9 @@ deploying notebook's ``time_scale`` there), else the emulator's own ``LAB_TIME_S
 code and the rules that judge it always run at one pace, whatever scale the emulator was started with (``make
 lab`` starts it at 1.0; a notebook at 0.1 still gets a 6 s idle timeout). At 0.02 the 60-second minimum lasts
 1.2 s and the default 15-minute idle timeout 18 s. A session keeps the scale and the lifecycle settings it
-started with; an update of the runtime applies to the sessions started after it.
+started with; an update of the runtime applies to the sessions started after it. A ``time_of_last_update`` in
+whole seconds (as the SDKs send it) is read as the end of its second, never later than now: on AWS, with
+timeouts of a minute or more, the rounding does not matter, but at 0.02 a second is 50 s of the runtime's clock.
 """
 
 from __future__ import annotations
@@ -84,6 +112,10 @@ MIN_TIME_SCALE = 0.01
 START_SECONDS = 120.0
 #: The runtime environment variable that sets a runtime's clock (and its code's pace).
 TIME_SCALE_VARIABLE = "LAB_TIME_SCALE"
+#: What counts as activity in a /ping answer (see the module's docstring): the rule AWS users measured, the
+#: default, or the one AWS's guide describes. The emulator's command reads its choice from this variable.
+PING_RULES = ("measured", "documented")
+PING_RULE_VARIABLE = "LAB_EMULATOR_PING_RULE"
 #: Headers passed to the session process; Custom-* ones only when the runtime allow-lists them, as AWS does.
 FORWARDED_HEADERS = ("content-type", "accept", "mcp-session-id", "mcp-protocol-version", "last-event-id")
 CUSTOM_PREFIX = "x-amzn-bedrock-agentcore-runtime-custom-"
@@ -114,11 +146,13 @@ class Session:
     session_id: str
     process: ServerProcess
     started_at: float
-    last_activity: float
+    last_activity: float  # monotonic: the latest activity the ping rule counts; the idle time counts from it
+    last_invocation: float  # monotonic: the latest start or end of an invocation
     time_scale: float  # the runtime's clock when the session started
     idle_timeout: float  # real seconds, from the runtime's lifecycle configuration at that clock
     max_lifetime: float
     ping_status: str = "starting"
+    time_of_last_update: float | None = None  # the field of the latest /ping answer, when it was a number
     next_check: float = 0.0  # when the lifecycle monitor looks at this session next (monotonic)
     in_flight: int = 0
     invocations: int = 0
@@ -139,6 +173,7 @@ class RuntimeService:
         self._starting = asyncio.Lock()
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None))
         self._monitor: asyncio.Task[None] | None = None
+        self.ping_rule = PING_RULES[0]  # "measured"; the emulator's command sets its --ping-rule here
 
     # -- time ------------------------------------------------------------------------------------
     def time_scale_of(self, doc: dict[str, Any]) -> float:
@@ -253,7 +288,7 @@ class RuntimeService:
         method = request.method if protocol == "MCP" else "POST"
         session.in_flight += 1
         session.invocations += 1
-        session.last_activity = time.monotonic()
+        session.last_activity = session.last_invocation = time.monotonic()
         try:
             upstream = await self._http.send(
                 self._http.build_request(method, session.process.base_url + path, content=body, headers=headers),
@@ -280,7 +315,7 @@ class RuntimeService:
 
     def _done(self, session: Session) -> None:
         session.in_flight -= 1
-        session.last_activity = time.monotonic()
+        session.last_activity = session.last_invocation = time.monotonic()
 
     async def stop_session(self, arn: str, session_id: str) -> Response:
         doc = self.runtime_of_arn(arn)
@@ -328,7 +363,8 @@ class RuntimeService:
         now = time.monotonic()
         scale, lifecycle = self.time_scale_of(doc), doc["lifecycleConfiguration"]
         session = Session(doc["agentRuntimeId"], session_id, process, started_at=now, last_activity=now,
-                          time_scale=scale, idle_timeout=lifecycle["idleRuntimeSessionTimeout"] * scale,
+                          last_invocation=now, time_scale=scale,
+                          idle_timeout=lifecycle["idleRuntimeSessionTimeout"] * scale,
                           max_lifetime=lifecycle["maxLifetime"] * scale)
         await self._ping(session)
         return session
@@ -377,22 +413,28 @@ class RuntimeService:
         now = time.monotonic()
         if now - session.started_at >= session.max_lifetime:
             await self._end(session, "max lifetime reached")
-        elif (session.in_flight == 0 and session.ping_status != "HealthyBusy"
-              and now - session.last_activity >= session.idle_timeout):
+        elif session.in_flight == 0 and now - session.last_activity >= session.idle_timeout:
             await self._end(session, "idle timeout")
 
     async def _ping(self, session: Session) -> None:
-        """Ask the session how it is; HealthyBusy counts as activity (background work keeps a session)."""
+        """Ask the session how it is, and count what the ping rule calls activity (the module's docstring)."""
+        stamp = None
         if session.process.ready_path is None:  # an MCP server: alive is all we can know
             status = "Healthy"
         else:
             try:
-                answer = await self._http.get(session.process.base_url + "/ping", timeout=2.0)
-                status = str(answer.json().get("status", "Unknown"))
-            except (httpx.HTTPError, ValueError):
+                answer = (await self._http.get(session.process.base_url + "/ping", timeout=2.0)).json()
+                status = str(answer.get("status", "Unknown"))
+                stamp = _time_of_last_update(answer)
+            except (httpx.HTTPError, ValueError, AttributeError):  # AttributeError: JSON that is not an object
                 status = "Unresponsive"
-        if status == "HealthyBusy":
-            session.last_activity = time.monotonic()
+        now = time.monotonic()
+        session.time_of_last_update = stamp
+        if status == "HealthyBusy" and (stamp is not None or self.ping_rule == "documented"):
+            session.last_activity = now  # busy, and said so in a way the rule reads
+        elif stamp is not None:  # idle since the time the field names, if that is later than what came before
+            named = min(time.time(), stamp + 1.0 if stamp.is_integer() else stamp)  # whole seconds: see "Time"
+            session.last_activity = max(session.last_activity, now - (time.time() - named))
         if status != session.ping_status:
             session.ping_status = status
             self._record(session.runtime_id, session.session_id, status)
@@ -400,21 +442,38 @@ class RuntimeService:
     def report(self) -> dict[str, Any]:
         """Live sessions and every transition so far (``GET /local/runtime-sessions``).
 
-        ``time_scale`` is the emulator's own (runtimes without a ``LAB_TIME_SCALE`` use it); each session says its
-        own, and its age, idle time and limits in real seconds: idle counts from its last invocation or
-        ``HealthyBusy`` ping, and reaching ``idleTimeoutSeconds`` (while not busy) or ``maxLifetimeSeconds`` ends it.
+        ``time_scale`` is the emulator's own (runtimes without a ``LAB_TIME_SCALE`` use it), ``pingRule`` the rule
+        in force; each session says its own scale, and its age, idle time and limits in real seconds: idle counts
+        from its latest activity under that rule (``sinceInvocationSeconds`` from its latest invocation alone,
+        ``timeOfLastUpdate`` is the field of its latest ``/ping`` answer or None), and reaching
+        ``idleTimeoutSeconds`` (with no invocation in flight) or ``maxLifetimeSeconds`` ends it.
         """
         now = time.monotonic()
         return {
             "time_scale": self.settings.time_scale,
+            "pingRule": self.ping_rule,
             "sessions": [{"runtimeId": s.runtime_id, "sessionId": s.session_id, "pid": s.process.pid,
-                          "ping": s.ping_status, "invocations": s.invocations, "inFlight": s.in_flight,
+                          "ping": s.ping_status, "timeOfLastUpdate": s.time_of_last_update,
+                          "invocations": s.invocations, "inFlight": s.in_flight,
                           "timeScale": s.time_scale, "ageSeconds": round(now - s.started_at, 3),
                           "idleSeconds": round(now - s.last_activity, 3),
+                          "sinceInvocationSeconds": round(now - s.last_invocation, 3),
                           "idleTimeoutSeconds": round(s.idle_timeout, 3),
                           "maxLifetimeSeconds": round(s.max_lifetime, 3)} for s in self.sessions.values()],
             "transitions": self.transitions,
         }
+
+
+def _time_of_last_update(answer: dict[str, Any]) -> float | None:
+    """A /ping answer's ``time_of_last_update`` (seconds since the epoch), or None when it has no numeric one."""
+    value = answer.get("time_of_last_update")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None  # absent, or an ISO date or other text, which AWS ignores too (see the module's docstring)
+    try:
+        stamp = float(value)
+    except OverflowError:  # an integer beyond any float
+        return None
+    return stamp if math.isfinite(stamp) else None
 
 
 def _create_answer(doc: dict[str, Any]) -> dict[str, Any]:
