@@ -384,14 +384,21 @@ def _scope(settings: config.Settings) -> str:
 
 # -- runtimes --------------------------------------------------------------------------------------
 def _summaries(control: Any) -> Iterator[dict[str, Any]]:
-    """Every runtime summary, following ListAgentRuntimes' ``nextToken`` across pages."""
-    token = None
+    """Every runtime summary, following ListAgentRuntimes' ``nextToken`` across pages.
+
+    A token seen before means the service is not paging (it ignores the token): stop with an error rather than
+    loop forever over the same page.
+    """
+    token, seen = None, set()
     while True:
         page = control.list_agent_runtimes(**({"nextToken": token} if token else {}))
         yield from page.get("agentRuntimes", [])
         token = page.get("nextToken")
         if not token:
             return
+        if token in seen:
+            raise DeploymentError(f"ListAgentRuntimes returned the nextToken {token!r} twice: it does not page")
+        seen.add(token)
 
 
 def _find_runtime(control: Any, name: str) -> dict[str, Any] | None:

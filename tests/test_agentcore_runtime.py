@@ -25,6 +25,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from conftest import LocalAgentCore
 from lab_helpers import config
 from patterns.caller_identity import Identity
+from lab_helpers.emulator.api import LOCAL_AUTHORIZATION as SIGNED
 from lab_helpers.mcp_client import open_session
 
 SERVERS = str(config.REPO_ROOT / "servers")
@@ -120,7 +121,8 @@ def test_update_makes_a_new_version(control, agentcore: LocalAgentCore) -> None:
         ({"agentRuntimeName": "bad-name"}, "agentRuntimeName"),
         ({"agentRuntimeArtifact": artifact("missing.py")}, "entryPoint must name a script"),
         ({"agentRuntimeArtifact": artifact("agent_app.py", "relative/dir")}, "absolute path"),
-        ({"agentRuntimeArtifact": {"containerConfiguration": {"containerUri": "x/y:1"}}}, "code directories only"),
+        ({"agentRuntimeArtifact": {"containerConfiguration": {
+            "containerUri": "123456789012.dkr.ecr.us-east-1.amazonaws.com/agent:1"}}}, "code directories only"),
         ({"protocolConfiguration": {"serverProtocol": "A2A"}}, "not emulated"),
         ({"lifecycleConfiguration": {"idleRuntimeSessionTimeout": 600, "maxLifetime": 300}}, "must not exceed"),
         ({"environmentVariables": {"LAB_TIME_SCALE": "fast"}}, "LAB_TIME_SCALE sets the runtime's clock"),
@@ -219,7 +221,8 @@ def test_unknown_and_deleted_runtimes_and_short_session_ids(data, control, agent
     with pytest.raises(ParamValidationError, match="runtimeSessionId"):  # botocore stops it before sending
         data.invoke_agent_runtime(agentRuntimeArn=gone["agentRuntimeArn"], runtimeSessionId="short", payload=b"{}")
     raw = httpx.post(f"{agentcore.process.base_url}/runtimes/{quote(gone['agentRuntimeArn'], safe='')}/invocations",
-                     headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "short"}, content=b"{}")
+                     headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "short", "Authorization": SIGNED},
+                     content=b"{}")
     assert raw.status_code in (400, 404)
 
 
@@ -227,16 +230,17 @@ def test_a_session_id_shorter_than_33_characters_is_refused_by_the_emulator_too(
     agent_runtime, agentcore: LocalAgentCore
 ) -> None:
     url = f"{agentcore.process.base_url}/runtimes/{quote(agent_runtime['agentRuntimeArn'], safe='')}/invocations"
-    raw = httpx.post(url, headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "short"}, content=b"{}")
+    raw = httpx.post(url, headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "short", "Authorization": SIGNED},
+                     content=b"{}")
     assert raw.status_code == 400 and raw.headers["x-amzn-ErrorType"] == "ValidationException"
-    assert "between 33 and 256" in raw.json()["message"]
+    assert "'runtimeSessionId'" in raw.json()["message"] and "greater than or equal to 33" in raw.json()["message"]
 
 
 def test_an_oversized_payload_is_refused_before_it_is_read(agent_runtime, agentcore: LocalAgentCore) -> None:
     # Declared, never sent: the emulator must answer from the header alone (httpx would refuse to lie about it).
     path = f"/runtimes/{quote(agent_runtime['agentRuntimeArn'], safe='')}/invocations"
     request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000001\r\n"
-               f"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id: {session_id()}\r\n\r\n")
+               f"Authorization: {SIGNED}\r\nX-Amzn-Bedrock-AgentCore-Runtime-Session-Id: {session_id()}\r\n\r\n")
     with socket.create_connection((agentcore.process.host, agentcore.process.port), timeout=10) as sock:
         sock.sendall(request.encode())
         answer = b""
@@ -258,7 +262,8 @@ def test_an_mcp_client_reaches_a_deployed_mcp_server_through_the_runtime_url(
 
     url = mcp_url(created["agentRuntimeArn"], settings=agentcore.settings)
     assert url.startswith(agentcore.process.base_url + "/runtimes/arn%3Aaws%3Abedrock-agentcore%3A")
-    headers = {**identity.headers(), "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": session_id()}
+    headers = {**identity.headers(), "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": session_id(),
+               "Authorization": "Bearer local-token"}  # an MCP client sends an OAuth token, as on AWS
 
     async def scenario() -> tuple[dict[str, Any], dict[str, Any]]:
         async with open_session(url, headers=headers) as session:

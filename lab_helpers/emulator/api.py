@@ -2,155 +2,90 @@
 
 Paths, members and status codes follow botocore's service models ``bedrock-agentcore`` 2024-02-28 and
 ``bedrock-agentcore-control`` 2023-06-05. Requests are routed on the raw (still percent-encoded) path, because
-botocore encodes a ``/`` inside an actor id as ``%2F``. SigV4 signatures are accepted without being checked (the
-region is read from the credential scope for ARNs). Every failure is answered as AWS does: an HTTP status, the
+botocore encodes a ``/`` inside an actor id as ``%2F``. Every failure is answered as AWS does: an HTTP status, the
 ``x-amzn-ErrorType`` header and a JSON body with ``message`` (ValidationException also ``reason``), so boto3
-raises a ``ClientError`` with the matching code; nothing is ever answered with a bare 500 and a traceback.
+raises a ``ClientError`` with the matching code; nothing is ever answered with a bare 500 and a traceback. Every
+answer, errors and streamed invocations included, carries an ``x-amzn-RequestId`` (botocore's
+``ResponseMetadata.RequestId``).
+
+What a request goes through, in this order, before anything is stored or any process started:
+
+1. who may call (:class:`Front`): the ``Host`` must be a loopback name (``127.0.0.1``, ``localhost``, ``[::1]``,
+   any port; more with ``LAB_EMULATOR_ALLOWED_HOSTS``, for a container) or the emulator answers 421, as the MCP
+   SDK does on loopback: a web page that rebinds its own domain name to 127.0.0.1 gets nothing. A browser's
+   ``Origin`` from anywhere but such a host gets 403. The AWS API (every path but ``/health`` and ``/local/...``)
+   also needs a SigV4-shaped ``Authorization`` header (boto3 always signs; the signature is not checked, its
+   region names the ARNs); InvokeAgentRuntime also takes an OAuth ``Bearer`` token, as AWS does for a runtime with
+   an inbound authorizer. A browser cannot send either header without a CORS preflight, and the emulator answers
+   no preflight.
+2. the body: at most :data:`MAX_JSON_BYTES` of JSON (an invocation's raw payload: AWS's 100,000,000 bytes),
+   nested at most :data:`MAX_JSON_DEPTH` deep, no ``NaN``/``Infinity`` and no unpaired surrogate in any string;
+3. the operation's input shape (:mod:`lab_helpers.emulator.shapes`): types, required members, enum values,
+   lengths, ranges and patterns, for the path, query string, headers and body alike, in one place. Handlers see
+   only what passed, then add the checks the model cannot express (a local code directory, a forged token).
+
+Where the emulator and the model part ways, on purpose:
+
+* accepted as AWS accepts them: CreateEvent without ``sessionId`` (AWS generates one, a UUID) and with an empty
+  ``payload``; ListMemoryRecords and RetrieveMemoryRecords without a namespace (every record of the memory);
+  protocol ``AGUI`` (served like ``HTTP``: ``/invocations`` and ``/ping``);
+* refused with a ValidationException that says so, because the emulator cannot do them: a namespace and a
+  namespacePath together, container artifacts, protocol ``A2A``, runtime ``NODE_22``, an entry point outside
+  its code directory;
+* ListEvents with ``includePayloads: false`` omits each event's ``payload`` although the model marks it
+  required: AWS does the same (measured against AWS in floci-io/floci pull request 3556);
+* a runtime created without a description has none: GetAgentRuntime and ListAgentRuntimes omit it (the model
+  allows no empty one).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
+import os
 import re
 import uuid
-from datetime import datetime
-from pathlib import Path
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Awaitable, Callable
-from urllib.parse import parse_qs, unquote
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lab_helpers import config
-from lab_helpers.emulator.runtime_sessions import SESSION_HEADER, RuntimeService
+from lab_helpers.emulator import shapes
 from lab_helpers.emulator.errors import Invalid, NotFound, StoreError
-from lab_helpers.emulator.memory_store import STRATEGY_TYPES, Store, _encode_token, _offset_token
+from lab_helpers.emulator.memory_store import Store, _encode_token, _offset_token
+from lab_helpers.emulator.runtime_sessions import MAX_PAYLOAD_BYTES, SESSION_HEADER, RuntimeService
 
 log = logging.getLogger(__name__)
 
-# Patterns from the service models (full matches).
-MEMORY_ID = re.compile(r"(arn:(aws|aws-cn|aws-us-gov):bedrock-agentcore:[a-z0-9-]+:[0-9]{12}:memory/)?"
-                       r"[a-zA-Z][a-zA-Z0-9-_]{0,99}-[a-zA-Z0-9]{10}")
-ACTOR_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-_/]*(?::[a-zA-Z0-9-_/]+)*[a-zA-Z0-9-_/]*")
-SESSION_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-_]*")
-EVENT_ID = re.compile(r"[0-9]+#[a-fA-F0-9]+")
-BRANCH_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-_]*")
-METADATA_TEXT = re.compile(r"[a-zA-Z0-9\s._:/=+@-]*")
-MEMORY_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,47}")
-STRATEGY_NAME = MEMORY_NAME
-RECORD_ID = re.compile(r"mem-[a-zA-Z0-9-_]*")
-ROLES = {"ASSISTANT", "USER", "TOOL", "OTHER"}
-OPERATORS = {"EQUALS_TO", "EXISTS", "NOT_EXISTS"}
+#: The largest JSON body the emulator reads (an invocation's payload has AWS's own limit, MAX_PAYLOAD_BYTES).
+MAX_JSON_BYTES = 10 * 1024 * 1024
+#: How deep a JSON body may nest (objects and arrays); a CreateEvent's JSON payload needs a handful of levels.
+MAX_JSON_DEPTH = 64
+#: Extra hosts the emulator answers besides loopback ones: comma-separated names (``*`` for any), for a container.
+ALLOWED_HOSTS_VARIABLE = "LAB_EMULATOR_ALLOWED_HOSTS"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+#: Paths of the emulator's own (non-AWS) routes: no Authorization needed.
+LOCAL_PATHS = ("/health", "/local/")
 CREDENTIAL_REGION = re.compile(r"Credential=[^/,]+/\d{8}/([a-z0-9-]+)/")
-
-
-# -- validation helpers ---------------------------------------------------------------------------
-def _fail(message: str) -> Invalid:
-    return Invalid(message)
-
-
-def need(body: dict[str, Any], name: str) -> Any:
-    if body.get(name) is None:
-        raise _fail(f"1 validation error detected: Value null at '{name}' failed to satisfy constraint: "
-                    "Member must not be null")
-    return body[name]
-
-
-def check_str(value: Any, name: str, pattern: re.Pattern[str] | None = None, lo: int = 1, hi: int | None = None
-              ) -> str:
-    if not isinstance(value, str):
-        raise _fail(f"Value at '{name}' must be a string")
-    if len(value) < lo or (hi is not None and len(value) > hi):
-        raise _fail(f"Value at '{name}' failed to satisfy constraint: Member must have length between "
-                    f"{lo} and {hi if hi is not None else 'unbounded'}")
-    if pattern is not None and not pattern.fullmatch(value):
-        raise _fail(f"Value {value!r} at '{name}' failed to satisfy constraint: Member must satisfy regular "
-                    f"expression pattern: {pattern.pattern}")
-    return value
-
-
-def opt_str(body: dict[str, Any], name: str, pattern: re.Pattern[str] | None = None, lo: int = 1,
-            hi: int | None = None) -> str | None:
-    value = body.get(name)
-    return None if value is None else check_str(value, name, pattern, lo, hi)
-
-
-def check_int(value: Any, name: str, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(f"Value at '{name}' must be an integer")
-    if not lo <= value <= hi:
-        raise _fail(f"Value {value} at '{name}' failed to satisfy constraint: Member must have value between "
-                    f"{lo} and {hi}")
-    return value
-
-
-def opt_int(body: dict[str, Any], name: str, lo: int, hi: int, default: int) -> int:
-    value = body.get(name)
-    return default if value is None else check_int(value, name, lo, hi)
-
-
-def check_dict(value: Any, name: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _fail(f"Value at '{name}' must be a structure (JSON object)")
-    return value
-
-
-def check_list(value: Any, name: str, lo: int = 0, hi: int | None = None) -> list[Any]:
-    if not isinstance(value, list):
-        raise _fail(f"Value at '{name}' must be a list")
-    if len(value) < lo or (hi is not None and len(value) > hi):
-        raise _fail(f"Value at '{name}' failed to satisfy constraint: Member must have length between {lo} and {hi}")
-    return value
-
-
-def union(value: Any, name: str, members: set[str]) -> tuple[str, Any]:
-    value = check_dict(value, name)
-    keys = [k for k in value if value[k] is not None]
-    if len(keys) != 1 or keys[0] not in members:
-        raise _fail(f"Value at '{name}' must set exactly one of: {', '.join(sorted(members))}")
-    return keys[0], value[keys[0]]
-
-
-def timestamp(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        raise _fail(f"Value at '{name}' must be a timestamp")
-    if isinstance(value, (int, float)):
-        result = float(value)
-    elif isinstance(value, str):
-        try:
-            result = float(value)
-        except ValueError:
-            try:
-                result = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-            except ValueError as exc:
-                raise _fail(f"Value at '{name}' must be a timestamp") from exc
-    else:
-        raise _fail(f"Value at '{name}' must be a timestamp")
-    if not math.isfinite(result) or not 0 <= result < 253402300800:
-        raise _fail(f"Value at '{name}' is out of range")
-    return result
-
-
-def memory_id_of(raw: str) -> str:
-    check_str(raw, "memoryId", MEMORY_ID, lo=12)
-    return raw.rsplit("/", 1)[-1]
-
-
-def check_metadata_map(value: Any) -> dict[str, Any]:
-    value = check_dict(value, "metadata")
-    if len(value) > 15:
-        raise _fail("Value at 'metadata' failed to satisfy constraint: Member must have at most 15 entries")
-    for key, item in value.items():
-        check_str(key, "metadata.key", METADATA_TEXT, 1, 128)
-        kind, text = union(item, f"metadata.{key}", {"stringValue"})
-        check_str(text, f"metadata.{key}.stringValue", METADATA_TEXT, 0, 256)
-    return value
+SIGV4 = re.compile(r"AWS4-HMAC-SHA256 Credential=[^/\s,]+/\d{8}/[a-z0-9-]+/[a-z0-9-]+/aws4_request,\s*"
+                   r"SignedHeaders=[a-z0-9;-]+,\s*Signature=[0-9a-f]{64}")
+BEARER = re.compile(r"Bearer [A-Za-z0-9\-._~+/]+=*")
+#: An Authorization header of the SigV4 shape, for a caller that sends plain HTTP on purpose (a test, a benchmark):
+#: the emulator checks the shape of a signature, never its value.
+LOCAL_AUTHORIZATION = ("AWS4-HMAC-SHA256 Credential=local-emulator/20250101/us-east-1/bedrock-agentcore/aws4_request, "
+                       "SignedHeaders=host, Signature=" + "0" * 64)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # -- request/response plumbing ----------------------------------------------------------------
@@ -159,112 +94,122 @@ def dumps(doc: Any) -> bytes:
 
 
 def ok(doc: dict[str, Any], status: int = 200) -> Response:
-    return Response(dumps(doc), status_code=status, media_type="application/json",
-                    headers={"x-amzn-RequestId": str(uuid.uuid4())})
+    return Response(dumps(doc), status_code=status, media_type="application/json")
 
 
-def error(code: str, status: int, message: str, reason: str | None = None) -> Response:
+def error(code: str, status: int, message: str, reason: str | None = None,
+          fields: list[dict[str, str]] | None = None) -> Response:
     body: dict[str, Any] = {"message": message}
     if reason:
         body["reason"] = reason
+    if fields:
+        body["fieldList"] = fields
     return Response(dumps(body), status_code=status, media_type="application/json",
-                    headers={"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())})
+                    headers={"x-amzn-ErrorType": code})
 
 
+def memory_id_of(raw: str) -> str:
+    """The memory id in a (validated) memoryId, which may be the memory's ARN."""
+    return raw.rsplit("/", 1)[-1]
+
+
+@dataclass
 class Call:
-    """One parsed request: path parameters, query, JSON body, region."""
+    """One request that passed the checks: its operation's input members (validated), region, raw request."""
 
-    def __init__(self, request: Request, params: dict[str, str], body: dict[str, Any]) -> None:
-        self.request = request
-        self.params = params
-        self.body = body
-        self.query = {k: v[-1] for k, v in parse_qs(request.scope.get("query_string", b"").decode()).items()}
-        match = CREDENTIAL_REGION.search(request.headers.get("authorization", ""))
-        self.region = match.group(1) if match else "us-east-1"
+    request: Request
+    input: dict[str, Any]
+    region: str
 
 
 Handler = Callable[[Store, Call], Response]
+RuntimeHandler = Callable[[RuntimeService, Call], Awaitable[Response]]
 
 
-# -- control plane --------------------------------------------------------------------------------
+# -- the body: bounded size, bounded depth ------------------------------------------------------
+async def read_body(request: Request, limit: int, what: str = "Request body") -> bytes:
+    """The request body, refused (ValidationException) as soon as it is known to exceed ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise Invalid(f"{what} of {int(declared)} bytes is larger than the limit of {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Invalid(f"{what} of more than {limit} bytes is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(data: bytes) -> dict[str, Any]:
+    """A JSON object body (empty: ``{}``), or a ValidationException that says what is wrong with it."""
+    if not data.strip():
+        return {}
+    try:
+        body = json.loads(data, parse_constant=_no_constant)
+    except RecursionError:
+        raise Invalid(f"Request body nests deeper than {MAX_JSON_DEPTH} levels", "CannotParse") from None
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("Request body is not valid JSON", "CannotParse") from None
+    if not isinstance(body, dict):
+        raise Invalid("Request body must be a JSON object", "CannotParse")
+    _check_tree(body)
+    return body
+
+
+def _check_tree(doc: dict[str, Any]) -> None:
+    """Depth at most MAX_JSON_DEPTH, and no unpaired surrogate (``"\\ud800"``) in a key or string: text that
+    cannot be stored or sent back as UTF-8."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise Invalid(f"Request body nests deeper than {MAX_JSON_DEPTH} levels", "CannotParse")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and not key.isascii() and _SURROGATE.search(key):
+                raise Invalid("Request body has a string with an unpaired surrogate (not Unicode text)", "CannotParse")
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1))
+            elif isinstance(item, str) and not item.isascii() and _SURROGATE.search(item):
+                raise Invalid("Request body has a string with an unpaired surrogate (not Unicode text)", "CannotParse")
+
+
+# -- control plane: Memory ------------------------------------------------------------------------
 def create_memory(store: Store, call: Call) -> Response:
-    body = call.body
-    check_str(need(body, "name"), "name", MEMORY_NAME)
-    check_int(need(body, "eventExpiryDuration"), "eventExpiryDuration", 3, 3650)
-    opt_str(body, "description", None, 1, 4096)
-    opt_str(body, "clientToken", None, 0, 500)
-    strategies = check_list(body.get("memoryStrategies") or [], "memoryStrategies")
-    for i, item in enumerate(strategies):
-        kind, conf = union(item, f"memoryStrategies.{i}", set(STRATEGY_TYPES))
-        conf = check_dict(conf, f"memoryStrategies.{i}.{kind}")
-        check_str(need(conf, "name"), f"memoryStrategies.{i}.{kind}.name", STRATEGY_NAME)
-        for key in ("namespaceTemplates", "namespaces"):
-            if conf.get(key) is not None:
-                for ns in check_list(conf[key], f"memoryStrategies.{i}.{kind}.{key}", 1, 1):
-                    check_str(ns, f"memoryStrategies.{i}.{kind}.{key}", None, 1, 512)
-    return ok({"memory": store.create_memory(body, call.region)}, 202)
+    return ok({"memory": store.create_memory(call.input, call.region)}, 202)
 
 
 def get_memory(store: Store, call: Call) -> Response:
-    return ok({"memory": store.get_memory(memory_id_of(call.params["memoryId"]))})
+    return ok({"memory": store.get_memory(memory_id_of(call.input["memoryId"]))})
 
 
 def list_memories(store: Store, call: Call) -> Response:
-    max_results = opt_int(call.body, "maxResults", 1, 100, 100)
-    memories, token = store.list_memories(max_results, opt_str(call.body, "nextToken"))
+    memories, token = store.list_memories(call.input.get("maxResults", 100), call.input.get("nextToken"))
     return ok({"memories": memories, **({"nextToken": token} if token else {})})
 
 
 def delete_memory(store: Store, call: Call) -> Response:
-    memory_id = memory_id_of(call.params["memoryId"])
+    memory_id = memory_id_of(call.input["memoryId"])
     store.delete_memory(memory_id)
     return ok({"memoryId": memory_id, "status": "DELETING"}, 202)
 
 
 # -- data plane: events ---------------------------------------------------------------------------
-def check_payload(value: Any) -> list[Any]:
-    payload = check_list(value, "payload", 1, 100)
-    for i, item in enumerate(payload):
-        kind, part = union(item, f"payload.{i}", {"conversational", "blob", "json"})
-        if kind == "conversational":
-            part = check_dict(part, f"payload.{i}.conversational")
-            _, text = union(need(part, "content"), f"payload.{i}.conversational.content", {"text"})
-            check_str(text, f"payload.{i}.conversational.content.text", None, 1, 100000)
-            if need(part, "role") not in ROLES:
-                raise _fail(f"Value at 'payload.{i}.conversational.role' must be one of {sorted(ROLES)}")
-        elif kind == "json":
-            check_dict(need(check_dict(part, f"payload.{i}.json"), "content"), f"payload.{i}.json.content")
-    return payload
-
-
 def create_event(store: Store, call: Call) -> Response:
-    body = call.body
-    memory_id = memory_id_of(call.params["memoryId"])
-    check_str(need(body, "actorId"), "actorId", ACTOR_ID, 1, 255)
-    check_str(need(body, "sessionId"), "sessionId", SESSION_ID, 1, 100)
-    body["eventTimestamp"] = timestamp(need(body, "eventTimestamp"), "eventTimestamp")
-    check_payload(need(body, "payload"))
-    if body.get("branch") is not None:
-        branch = check_dict(body["branch"], "branch")
-        check_str(need(branch, "name"), "branch.name", BRANCH_NAME, 1, 100)
-        opt_str(branch, "rootEventId", EVENT_ID)
-    if body.get("metadata") is not None:
-        check_metadata_map(body["metadata"])
-    opt_str(body, "clientToken", None, 0)
-    if body.get("extractionMode") not in (None, "SKIP"):
-        raise _fail("Value at 'extractionMode' must be SKIP")
-    if body.get("extractionConfig") is not None:
-        conf = check_dict(body["extractionConfig"], "extractionConfig")
-        if conf.get("namespaceVariables") is not None:
-            for key, val in check_dict(conf["namespaceVariables"], "extractionConfig.namespaceVariables").items():
-                check_str(val, f"extractionConfig.namespaceVariables.{key}", None, 1, 64)
-    return ok({"event": store.create_event(memory_id, body)}, 201)
+    body = call.input
+    body.setdefault("sessionId", str(uuid.uuid4()))  # optional: AWS makes one up (floci-io/floci pull 3556)
+    body["eventTimestamp"] = float(body["eventTimestamp"])
+    return ok({"event": store.create_event(memory_id_of(body["memoryId"]), body)}, 201)
 
 
 def _event_path(call: Call) -> tuple[str, str, str, str]:
-    p = call.params
-    return (memory_id_of(p["memoryId"]), check_str(p["actorId"], "actorId", ACTOR_ID, 1, 255),
-            check_str(p["sessionId"], "sessionId", SESSION_ID, 1, 100), check_str(p["eventId"], "eventId", EVENT_ID))
+    p = call.input
+    return memory_id_of(p["memoryId"]), p["actorId"], p["sessionId"], p["eventId"]
 
 
 def get_event(store: Store, call: Call) -> Response:
@@ -277,211 +222,166 @@ def delete_event(store: Store, call: Call) -> Response:
     return ok({"eventId": path[3]})
 
 
-def check_event_filter(value: Any) -> dict[str, Any]:
-    flt = check_dict(value, "filter")
-    if flt.get("branch") is not None:
-        branch = check_dict(flt["branch"], "filter.branch")
-        check_str(need(branch, "name"), "filter.branch.name", BRANCH_NAME, 1, 100)
-        if not isinstance(branch.get("includeParentBranches", False), bool):
-            raise _fail("Value at 'filter.branch.includeParentBranches' must be a boolean")
-    if flt.get("eventMetadata") is not None:
-        for i, expr in enumerate(check_list(flt["eventMetadata"], "filter.eventMetadata", 1, 5)):
-            name = f"filter.eventMetadata.{i}"
-            expr = check_dict(expr, name)
-            _, key = union(need(expr, "left"), f"{name}.left", {"metadataKey"})
-            check_str(key, f"{name}.left.metadataKey", METADATA_TEXT, 1, 128)
-            if need(expr, "operator") not in OPERATORS:
-                raise _fail(f"Value at '{name}.operator' must be one of {sorted(OPERATORS)}")
-            if expr["operator"] == "EQUALS_TO":
-                _, value = union(need(expr, "right"), f"{name}.right", {"metadataValue"})
-                _, text = union(value, f"{name}.right.metadataValue", {"stringValue"})
-                check_str(text, f"{name}.right.metadataValue.stringValue", None, 0, 256)
-    return flt
-
-
 def list_events(store: Store, call: Call) -> Response:
-    p, body = call.params, call.body
-    memory_id = memory_id_of(p["memoryId"])
-    actor_id = check_str(p["actorId"], "actorId", ACTOR_ID, 1, 255)
-    session_id = check_str(p["sessionId"], "sessionId", SESSION_ID, 1, 100)
-    include = body.get("includePayloads", True)
-    if not isinstance(include, bool):
-        raise _fail("Value at 'includePayloads' must be a boolean")
-    flt = check_event_filter(body["filter"]) if body.get("filter") is not None else None
-    events, token = store.list_events(memory_id, actor_id, session_id, include_payloads=include, flt=flt,
-                                      max_results=opt_int(body, "maxResults", 1, 100, 20),
-                                      token=opt_str(body, "nextToken"))
+    p = call.input
+    flt = p.get("filter")
+    for i, expr in enumerate((flt or {}).get("eventMetadata") or [], 1):
+        if expr["operator"] == "EQUALS_TO" and "stringValue" not in expr.get("right", {}).get("metadataValue", {}):
+            raise Invalid(f"Value null at 'filter.eventMetadata.{i}.member.right' failed to satisfy constraint: "
+                          "EQUALS_TO needs a right.metadataValue.stringValue")
+    events, token = store.list_events(memory_id_of(p["memoryId"]), p["actorId"], p["sessionId"],
+                                      include_payloads=p.get("includePayloads", True), flt=flt,
+                                      max_results=p.get("maxResults", 20), token=p.get("nextToken"))
     return ok({"events": events, **({"nextToken": token} if token else {})})
 
 
 def list_sessions(store: Store, call: Call) -> Response:
-    body = call.body
-    memory_id = memory_id_of(call.params["memoryId"])
-    actor_id = check_str(call.params["actorId"], "actorId", ACTOR_ID, 1, 255)
-    has_events = False
-    if body.get("filter") is not None:
-        flt = check_dict(body["filter"], "filter")
-        if flt.get("eventFilter") not in (None, "HAS_EVENTS"):
-            raise _fail("Value at 'filter.eventFilter' must be HAS_EVENTS")
-        has_events = flt.get("eventFilter") == "HAS_EVENTS"
-    sessions, token = store.list_sessions(memory_id, actor_id, opt_int(body, "maxResults", 1, 100, 20),
-                                          opt_str(body, "nextToken"), has_events)
+    p = call.input
+    has_events = (p.get("filter") or {}).get("eventFilter") == "HAS_EVENTS"
+    sessions, token = store.list_sessions(memory_id_of(p["memoryId"]), p["actorId"], p.get("maxResults", 20),
+                                          p.get("nextToken"), has_events)
     return ok({"sessionSummaries": sessions, **({"nextToken": token} if token else {})})
 
 
 def list_actors(store: Store, call: Call) -> Response:
-    body = call.body
-    actors, token = store.list_actors(memory_id_of(call.params["memoryId"]),
-                                      opt_int(body, "maxResults", 1, 100, 20), opt_str(body, "nextToken"))
+    p = call.input
+    actors, token = store.list_actors(memory_id_of(p["memoryId"]), p.get("maxResults", 20), p.get("nextToken"))
     return ok({"actorSummaries": actors, **({"nextToken": token} if token else {})})
 
 
 # -- data plane: long-term records ----------------------------------------------------------------
 def _namespaces(body: dict[str, Any]) -> tuple[str | None, str | None]:
-    namespace = opt_str(body, "namespace", None, 1, 1024)
-    namespace_path = opt_str(body, "namespacePath", None, 1, 1024)
-    if (namespace is None) == (namespace_path is None):
-        raise _fail("Exactly one of namespace or namespacePath is required")
+    """(namespace, namespacePath): neither means every record of the memory; both is refused."""
+    namespace, namespace_path = body.get("namespace"), body.get("namespacePath")
+    if namespace is not None and namespace_path is not None:
+        raise Invalid("Give namespace or namespacePath, not both")
     return namespace, namespace_path
 
 
 def retrieve_records(store: Store, call: Call) -> Response:
-    body = call.body
-    memory_id = memory_id_of(call.params["memoryId"])
-    namespace, namespace_path = _namespaces(body)
-    criteria = check_dict(need(body, "searchCriteria"), "searchCriteria")
-    query = check_str(need(criteria, "searchQuery"), "searchCriteria.searchQuery", None, 1, 10000)
-    top_k = opt_int(criteria, "topK", 1, 100, 10)
-    max_results = opt_int(body, "maxResults", 1, 100, 20)
-    strategy_id = opt_str(criteria, "memoryStrategyId", None, 1, 100)
-    records = store.retrieve_records(memory_id, query, namespace, namespace_path, strategy_id,
-                                     min(top_k, max_results))
+    p = call.input
+    namespace, namespace_path = _namespaces(p)
+    criteria = p["searchCriteria"]
+    records = store.retrieve_records(memory_id_of(p["memoryId"]), criteria["searchQuery"], namespace,
+                                     namespace_path, criteria.get("memoryStrategyId"),
+                                     min(criteria.get("topK", 10), p.get("maxResults", 20)))
     return ok({"memoryRecordSummaries": records})
 
 
 def list_records(store: Store, call: Call) -> Response:
-    body = call.body
-    memory_id = memory_id_of(call.params["memoryId"])
-    namespace, namespace_path = _namespaces(body)
-    records, token = store.list_records(memory_id, namespace, namespace_path,
-                                        opt_str(body, "memoryStrategyId", None, 1, 100),
-                                        opt_int(body, "maxResults", 1, 100, 20), opt_str(body, "nextToken"))
+    p = call.input
+    namespace, namespace_path = _namespaces(p)
+    records, token = store.list_records(memory_id_of(p["memoryId"]), namespace, namespace_path,
+                                        p.get("memoryStrategyId"), p.get("maxResults", 20), p.get("nextToken"))
     return ok({"memoryRecordSummaries": records, **({"nextToken": token} if token else {})})
 
 
 def get_record(store: Store, call: Call) -> Response:
-    record_id = check_str(call.params["memoryRecordId"], "memoryRecordId", RECORD_ID, 40, 50)
-    return ok({"memoryRecord": store.get_record(memory_id_of(call.params["memoryId"]), record_id)})
+    p = call.input
+    return ok({"memoryRecord": store.get_record(memory_id_of(p["memoryId"]), p["memoryRecordId"])})
 
 
 def delete_record(store: Store, call: Call) -> Response:
-    record_id = check_str(call.params["memoryRecordId"], "memoryRecordId", RECORD_ID, 40, 50)
-    store.delete_record(memory_id_of(call.params["memoryId"]), record_id)
-    return ok({"memoryRecordId": record_id})
-
-
-# -- routing ----------------------------------------------------------------------------------------
-ROUTES: list[tuple[str, str, Handler]] = [
-    # control plane (bedrock-agentcore-control)
-    ("POST", "/memories/create", create_memory),
-    ("GET", "/memories/{memoryId}/details", get_memory),
-    ("POST", "/memories/", list_memories),
-    ("POST", "/memories", list_memories),
-    ("DELETE", "/memories/{memoryId}/delete", delete_memory),
-    # data plane (bedrock-agentcore)
-    ("POST", "/memories/{memoryId}/events", create_event),
-    ("GET", "/memories/{memoryId}/actor/{actorId}/sessions/{sessionId}/events/{eventId}", get_event),
-    ("DELETE", "/memories/{memoryId}/actor/{actorId}/sessions/{sessionId}/events/{eventId}", delete_event),
-    ("POST", "/memories/{memoryId}/actor/{actorId}/sessions/{sessionId}", list_events),
-    ("POST", "/memories/{memoryId}/actor/{actorId}/sessions", list_sessions),
-    ("POST", "/memories/{memoryId}/actors", list_actors),
-    ("POST", "/memories/{memoryId}/retrieve", retrieve_records),
-    ("POST", "/memories/{memoryId}/memoryRecords", list_records),
-    ("GET", "/memories/{memoryId}/memoryRecord/{memoryRecordId}", get_record),
-    ("DELETE", "/memories/{memoryId}/memoryRecords/{memoryRecordId}", delete_record),
-]
+    p = call.input
+    store.delete_record(memory_id_of(p["memoryId"]), p["memoryRecordId"])
+    return ok({"memoryRecordId": p["memoryRecordId"]})
 
 
 # -- AgentCore Runtime (see runtime_sessions.py) ---------------------------------------------------------
-RuntimeHandler = Callable[[RuntimeService, Request, dict[str, str]], Awaitable[Response]]
+async def create_runtime(rt: RuntimeService, call: Call) -> Response:
+    return ok(rt.create(call.input, call.region), status=202)
 
 
-async def _json_body(request: Request) -> dict[str, Any]:
-    data = await request.body()
-    if not data.strip():
-        return {}
-    try:
-        body = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise Invalid("Request body is not valid JSON", "CannotParse") from None
-    if not isinstance(body, dict):
-        raise Invalid("Request body must be a JSON object", "CannotParse")
-    return body
+async def get_runtime(rt: RuntimeService, call: Call) -> Response:
+    return ok(rt.get(call.input["agentRuntimeId"]))
 
 
-def _region(request: Request) -> str:
-    found = CREDENTIAL_REGION.search(request.headers.get("authorization", ""))
-    return found.group(1) if found else "us-east-1"
-
-
-async def create_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
-    return ok(rt.create(await _json_body(request), _region(request)), status=202)
-
-
-async def get_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
-    return ok(rt.get(params["agentRuntimeId"]))
-
-
-async def list_runtimes(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
-    body = await _json_body(request)
-    runtimes, following = rt.list(opt_int(body, "maxResults", 1, 100, 100), _offset_token(body.get("nextToken")))
+async def list_runtimes(rt: RuntimeService, call: Call) -> Response:
+    max_results = call.input.get("maxResults", 100)
+    runtimes, following = rt.list(max_results, _offset_token(call.input.get("nextToken")))
     return ok({"agentRuntimes": runtimes, **({"nextToken": _encode_token(following)} if following else {})})
 
 
-async def update_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
-    return ok(rt.update(params["agentRuntimeId"], await _json_body(request)), status=202)
+async def update_runtime(rt: RuntimeService, call: Call) -> Response:
+    return ok(rt.update(call.input["agentRuntimeId"], call.input), status=202)
 
 
-async def delete_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
-    return ok(await rt.delete(params["agentRuntimeId"]), status=202)
+async def delete_runtime(rt: RuntimeService, call: Call) -> Response:
+    return ok(await rt.delete(call.input["agentRuntimeId"]), status=202)
 
 
-async def invoke_runtime(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
-    return await rt.invoke(request, params["agentRuntimeArn"])
+async def invoke_runtime(rt: RuntimeService, call: Call) -> Response:
+    body = await read_body(call.request, MAX_PAYLOAD_BYTES, "Payload")
+    return await rt.invoke(call.request, call.input["agentRuntimeArn"], body)
 
 
-async def stop_runtime_session(rt: RuntimeService, request: Request, params: dict[str, str]) -> Response:
-    return await rt.stop_session(params["agentRuntimeArn"], request.headers.get(SESSION_HEADER, ""))
+async def stop_runtime_session(rt: RuntimeService, call: Call) -> Response:
+    return await rt.stop_session(call.input["agentRuntimeArn"], call.input["runtimeSessionId"])
 
 
-RUNTIME_ROUTES: list[tuple[str, str, RuntimeHandler]] = [
-    ("PUT", "/runtimes/", create_runtime),
-    ("POST", "/runtimes/", list_runtimes),
-    ("GET", "/runtimes/{agentRuntimeId}/", get_runtime),
-    ("PUT", "/runtimes/{agentRuntimeId}/", update_runtime),
-    ("DELETE", "/runtimes/{agentRuntimeId}/", delete_runtime),
-    # data plane; MCP clients also GET and DELETE the runtime URL, as they would the server's /mcp
-    ("POST", "/runtimes/{agentRuntimeArn}/invocations", invoke_runtime),
-    ("GET", "/runtimes/{agentRuntimeArn}/invocations", invoke_runtime),
-    ("DELETE", "/runtimes/{agentRuntimeArn}/invocations", invoke_runtime),
-    ("POST", "/runtimes/{agentRuntimeArn}/stopruntimesession", stop_runtime_session),
+# -- routing ----------------------------------------------------------------------------------------
+CONTROL, DATA = "bedrock-agentcore-control", "bedrock-agentcore"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route: the operation of a service model that it serves, and its handler."""
+
+    service: str
+    name: str
+    handler: Any  # Handler (Memory, runs in the event loop) or RuntimeHandler (async)
+    runtime: bool = False
+
+    @property
+    def json_body(self) -> bool:
+        """Does the operation read a JSON body? (Others ignore any body, except an invocation's raw payload.)"""
+        return bool(shapes.members_of(self.service, self.name).body)
+
+
+ROUTES: list[tuple[str, str, Operation]] = [
+    # Memory, control plane (bedrock-agentcore-control)
+    ("POST", "/memories/create", Operation(CONTROL, "CreateMemory", create_memory)),
+    ("GET", "/memories/{memoryId}/details", Operation(CONTROL, "GetMemory", get_memory)),
+    ("POST", "/memories/", Operation(CONTROL, "ListMemories", list_memories)),
+    ("POST", "/memories", Operation(CONTROL, "ListMemories", list_memories)),
+    ("DELETE", "/memories/{memoryId}/delete", Operation(CONTROL, "DeleteMemory", delete_memory)),
+    # Memory, data plane (bedrock-agentcore)
+    ("POST", "/memories/{memoryId}/events", Operation(DATA, "CreateEvent", create_event)),
+    ("GET", "/memories/{memoryId}/actor/{actorId}/sessions/{sessionId}/events/{eventId}",
+     Operation(DATA, "GetEvent", get_event)),
+    ("DELETE", "/memories/{memoryId}/actor/{actorId}/sessions/{sessionId}/events/{eventId}",
+     Operation(DATA, "DeleteEvent", delete_event)),
+    ("POST", "/memories/{memoryId}/actor/{actorId}/sessions/{sessionId}", Operation(DATA, "ListEvents", list_events)),
+    ("POST", "/memories/{memoryId}/actor/{actorId}/sessions", Operation(DATA, "ListSessions", list_sessions)),
+    ("POST", "/memories/{memoryId}/actors", Operation(DATA, "ListActors", list_actors)),
+    ("POST", "/memories/{memoryId}/retrieve", Operation(DATA, "RetrieveMemoryRecords", retrieve_records)),
+    ("POST", "/memories/{memoryId}/memoryRecords", Operation(DATA, "ListMemoryRecords", list_records)),
+    ("GET", "/memories/{memoryId}/memoryRecord/{memoryRecordId}", Operation(DATA, "GetMemoryRecord", get_record)),
+    ("DELETE", "/memories/{memoryId}/memoryRecords/{memoryRecordId}",
+     Operation(DATA, "DeleteMemoryRecord", delete_record)),
+    # Runtime, control plane
+    ("PUT", "/runtimes/", Operation(CONTROL, "CreateAgentRuntime", create_runtime, True)),
+    ("POST", "/runtimes/", Operation(CONTROL, "ListAgentRuntimes", list_runtimes, True)),
+    ("GET", "/runtimes/{agentRuntimeId}/", Operation(CONTROL, "GetAgentRuntime", get_runtime, True)),
+    ("PUT", "/runtimes/{agentRuntimeId}/", Operation(CONTROL, "UpdateAgentRuntime", update_runtime, True)),
+    ("DELETE", "/runtimes/{agentRuntimeId}/", Operation(CONTROL, "DeleteAgentRuntime", delete_runtime, True)),
+    # Runtime, data plane; MCP clients also GET and DELETE the runtime URL, as they would the server's /mcp
+    ("POST", "/runtimes/{agentRuntimeArn}/invocations", Operation(DATA, "InvokeAgentRuntime", invoke_runtime, True)),
+    ("GET", "/runtimes/{agentRuntimeArn}/invocations", Operation(DATA, "InvokeAgentRuntime", invoke_runtime, True)),
+    ("DELETE", "/runtimes/{agentRuntimeArn}/invocations",
+     Operation(DATA, "InvokeAgentRuntime", invoke_runtime, True)),
+    ("POST", "/runtimes/{agentRuntimeArn}/stopruntimesession",
+     Operation(DATA, "StopRuntimeSession", stop_runtime_session, True)),
 ]
 
-
-def _compile(routes: list[tuple[str, str, Any]]) -> list[tuple[str, list[str], Any]]:
-    return [(method, template.split("/"), handler) for method, template, handler in routes]
+_COMPILED = [(method, template.split("/"), operation) for method, template, operation in ROUTES]
 
 
-_COMPILED = _compile(ROUTES)
-_RUNTIME_COMPILED = _compile(RUNTIME_ROUTES)
-
-
-def match(method: str, raw_path: str, table: list[tuple[str, list[str], Any]] = _COMPILED
-          ) -> tuple[Any, dict[str, str]] | None | str:
-    """(handler, path params), or None when no path matches, or "method" when only the method is wrong."""
+def match(method: str, raw_path: str) -> tuple[Operation, dict[str, str]] | None | str:
+    """(operation, path params), or None when no path matches, or "method" when only the method is wrong."""
     segments = raw_path.split("/")
     wrong_method = False
-    for route_method, template, handler in table:
+    for route_method, template, operation in _COMPILED:
         if len(template) != len(segments):
             continue
         params: dict[str, str] = {}
@@ -494,21 +394,142 @@ def match(method: str, raw_path: str, table: list[tuple[str, list[str], Any]] = 
                 break
         else:
             if route_method == method:
-                return handler, params
+                return operation, params
             wrong_method = True
     return "method" if wrong_method else None
 
 
+def _region(request: Request) -> str:
+    found = CREDENTIAL_REGION.search(request.headers.get("authorization", ""))
+    return found.group(1) if found else "us-east-1"
+
+
+async def answer(store: Store, runtime: RuntimeService, request: Request) -> Response:
+    """One AWS API request: route, read, validate, handle; every failure an AWS error."""
+    raw = request.scope.get("raw_path") or request.scope["path"].encode()
+    raw_path = raw.decode("latin-1").split("?", 1)[0]
+    found = match(request.method, raw_path)
+    if found is None:
+        return error("UnknownOperationException", 404, f"No operation at {request.method} {raw_path[:200]!r}")
+    if found == "method":
+        return error("UnknownOperationException", 405, f"Method {request.method} not allowed on {raw_path[:200]!r}")
+    operation, params = found  # type: ignore[misc]
+    try:
+        body = parse_json(await read_body(request, MAX_JSON_BYTES)) if operation.json_body else {}
+        query = {key: values[-1] for key, values in
+                 parse_qs(request.scope.get("query_string", b"").decode("latin-1")).items()}
+        inputs = shapes.check_input(operation.service, operation.name, path=params, query=query,
+                                    headers=request.headers, body=body)
+        call = Call(request, inputs, _region(request))
+        if operation.runtime:
+            return await operation.handler(runtime, call)
+        return operation.handler(store, call)
+    except shapes.ShapeError as exc:
+        return error("ValidationException", 400, str(exc), "FieldValidationFailed",
+                     [{"name": name, "message": message} for name, message in exc.errors])
+    except StoreError as exc:
+        return error(exc.code, exc.status, exc.message, exc.reason)
+    except Exception:  # noqa: BLE001 - answer as AWS would, keep the traceback in the log
+        log.exception("internal error in %s %s", request.method, raw_path)
+        internal = "InternalServerException" if operation.runtime else "ServiceException"
+        return error(internal, 500, "Internal error in the local emulator (see its log)")
+
+
+# -- who may call -------------------------------------------------------------------------------------
+def allowed_hosts_from_environment() -> frozenset[str]:
+    """The extra hosts named in ``LAB_EMULATOR_ALLOWED_HOSTS`` (lower case, without ports)."""
+    names = os.environ.get(ALLOWED_HOSTS_VARIABLE, "")
+    return frozenset(_host_name(name.strip()) for name in names.split(",") if name.strip())
+
+
+def _host_name(host: str) -> str:
+    """``127.0.0.1:8787`` -> ``127.0.0.1``, ``[::1]:8787`` -> ``::1``, lower case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+class Front:
+    """The outermost layer: who may call (Host, Origin, Authorization), a request id on every answer, and the
+    AWS API itself; the emulator's own routes (``/health``, ``/local/...``) go on to Starlette's router."""
+
+    def __init__(self, app: ASGIApp, *, aws: Callable[[Request], Awaitable[Response]],
+                 allowed_hosts: frozenset[str]) -> None:
+        self.app = app
+        self.aws = aws
+        self.hosts = LOOPBACK_HOSTS | allowed_hosts
+
+    def _host_ok(self, name: str) -> bool:
+        return "*" in self.hosts or name in self.hosts
+
+    def refusal(self, request: Request) -> Response | None:
+        host = request.headers.get("host", "")
+        if not host or not self._host_ok(_host_name(host)):
+            return error("AccessDeniedException", 421,
+                         f"Host {host[:100]!r} is not this emulator's: it answers loopback hosts only "
+                         f"(a web page may not reach it by DNS rebinding); add names to {ALLOWED_HOSTS_VARIABLE}")
+        origin = request.headers.get("origin")
+        if origin is not None:
+            parts = urlsplit(origin) if origin != "null" else None
+            if parts is None or parts.scheme not in ("http", "https") or not self._host_ok(
+                    _host_name(parts.netloc)):
+                return error("AccessDeniedException", 403,
+                             f"Origin {origin[:100]!r} may not call the emulator: a web page from another site "
+                             "has no business here")
+        if request.url.path == LOCAL_PATHS[0] or request.url.path.startswith(LOCAL_PATHS[1]):
+            return None
+        authorization = request.headers.get("authorization", "")
+        if SIGV4.fullmatch(authorization):
+            return None
+        if BEARER.fullmatch(authorization) and request.url.path.endswith("/invocations"):
+            return None
+        return error("AccessDeniedException", 403,
+                     "Missing Authentication Token: AWS API calls must be signed (an 'Authorization: "
+                     "AWS4-HMAC-SHA256 Credential=...' header, as boto3 sends; InvokeAgentRuntime also takes "
+                     "'Bearer <token>')")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = str(uuid.uuid4()).encode()
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == b"x-amzn-requestid" for name, _ in headers):
+                    headers.append((b"x-amzn-requestid", request_id))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        request = Request(scope, receive)
+        refused = self.refusal(request)
+        if refused is not None:
+            await refused(scope, receive, send_with_id)
+            return
+        path = scope["path"]
+        if path == LOCAL_PATHS[0] or path.startswith(LOCAL_PATHS[1]):
+            await self.app(scope, receive, send_with_id)
+            return
+        response = await self.aws(request)
+        await response(scope, receive, send_with_id)
+
+
 def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
-               settings: config.Settings | None = None) -> Starlette:
+               settings: config.Settings | None = None, allowed_hosts: frozenset[str] | None = None) -> Starlette:
     """The emulator as an ASGI app on the database at ``db_path`` (created when missing).
 
     ``endpoint`` is where the emulator itself answers: runtime session processes get it as their AgentCore
-    endpoint. ``settings`` (default: from the environment) gives the time scale of the runtimes that do not set
-    their own ``LAB_TIME_SCALE`` (see :mod:`lab_helpers.emulator.runtime_sessions`).
+    endpoint (its host is allowed, so they can call back). ``settings`` (default: from the environment) gives
+    the time scale of the runtimes that do not set their own ``LAB_TIME_SCALE`` (see
+    :mod:`lab_helpers.emulator.runtime_sessions`). ``allowed_hosts`` (default: ``LAB_EMULATOR_ALLOWED_HOSTS``)
+    are the host names it answers besides loopback ones.
     """
     store = Store(db_path)
     runtime = RuntimeService(store, endpoint, settings)
+    hosts = allowed_hosts_from_environment() if allowed_hosts is None else allowed_hosts
+    hosts = hosts | {_host_name(urlsplit(endpoint).netloc)}
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "server": "agentcore-local", "db": str(db_path),
@@ -517,29 +538,12 @@ def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
     async def runtime_sessions(_: Request) -> JSONResponse:
         return JSONResponse(runtime.report())
 
-    async def dispatch(request: Request) -> Response:
-        raw = request.scope.get("raw_path") or request.scope["path"].encode()
-        raw_path = raw.decode("latin-1").split("?", 1)[0]
-        found_runtime = match(request.method, raw_path, _RUNTIME_COMPILED)
-        is_runtime = isinstance(found_runtime, tuple)
-        found = found_runtime if is_runtime else match(request.method, raw_path)
-        if found is None and found_runtime == "method":
-            found = "method"
-        if found is None:
-            return error("UnknownOperationException", 404, f"No operation at {request.method} {raw_path}")
-        if found == "method":
-            return error("UnknownOperationException", 405, f"Method {request.method} not allowed on {raw_path}")
-        handler, params = found  # type: ignore[misc]
-        try:
-            if is_runtime:  # Runtime handlers read the request themselves (an invocation's body is raw)
-                return await handler(runtime, request, params)
-            return handler(store, Call(request, params, await _json_body(request)))
-        except StoreError as exc:
-            return error(exc.code, exc.status, exc.message, exc.reason)
-        except Exception:  # noqa: BLE001 - answer as AWS would, keep the traceback in the log
-            log.exception("internal error in %s %s", request.method, raw_path)
-            internal = "InternalServerException" if is_runtime else "ServiceException"
-            return error(internal, 500, "Internal error in the local emulator (see its log)")
+    async def aws(request: Request) -> Response:
+        return await answer(store, runtime, request)
+
+    async def local_error(_: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        return error("UnknownOperationException", status, f"No such local route ({status})")
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -549,15 +553,15 @@ def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
         finally:
             await runtime.shutdown()
 
-    methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
     app = Starlette(routes=[
         Route("/health", health, methods=["GET"]),
         Route("/local/runtime-sessions", runtime_sessions, methods=["GET"]),
-        Route("/{path:path}", dispatch, methods=methods),
-    ], lifespan=lifespan)
+    ], lifespan=lifespan, middleware=[Middleware(Front, aws=aws, allowed_hosts=frozenset(hosts))],
+        exception_handlers={HTTPException: local_error})
     app.state.store = store
     app.state.runtime = runtime
     return app
 
 
-__all__ = ["create_app", "match", "ROUTES", "Invalid", "NotFound"]
+__all__ = ["create_app", "match", "ROUTES", "Invalid", "NotFound", "MAX_JSON_BYTES", "MAX_JSON_DEPTH",
+           "LOCAL_AUTHORIZATION"]

@@ -145,13 +145,26 @@ def _decode_token(token: str) -> Any:
         raise Invalid("nextToken is not a token this service issued", "CannotParse") from exc
 
 
+#: The largest offset a forged page token may name (SQLite's integers are 64-bit; no list here is that long).
+MAX_OFFSET = 2**31
+
+
 def _offset_token(token: str | None) -> int:
     if token is None:
         return 0
     value = _decode_token(token)
-    if not isinstance(value, int) or value < 0:
+    if type(value) is not int or not 0 <= value <= MAX_OFFSET:  # not a bool, a list, a float or a huge number
         raise Invalid("nextToken is not a token this service issued", "CannotParse")
     return value
+
+
+def _position_token(token: str) -> tuple[float, int]:
+    """The (eventTimestamp, seq) a ListEvents page token stands for; anything else a forged token."""
+    value = _decode_token(token)
+    if (isinstance(value, list) and len(value) == 2 and type(value[0]) in (int, float)
+            and 0 <= value[0] < 253402300800 and type(value[1]) is int and 0 <= value[1] < 2**63):
+        return float(value[0]), value[1]
+    raise Invalid("nextToken is not a token this service issued", "CannotParse")
 
 
 def record_text(text: str) -> str:
@@ -501,9 +514,7 @@ class Store:
                 where.append("seq < ?")
                 args.append(unindexed)
             if token is not None:
-                position = _decode_token(token)
-                if not (isinstance(position, list) and len(position) == 2):
-                    raise Invalid("nextToken is not a token this service issued", "CannotParse")
+                position = _position_token(token)
                 where.append("(event_ts < ? OR (event_ts = ? AND seq < ?))")
                 args += [position[0], position[0], position[1]]
             args.append(max_results + 1)

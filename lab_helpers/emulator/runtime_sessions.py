@@ -92,12 +92,11 @@ log = logging.getLogger(__name__)
 
 LOCAL_BUCKET = "agentcore-local"
 RUNTIME_NAME = re.compile(r"[a-zA-Z][a-zA-Z0-9_]{0,47}")
-ROLE_ARN = re.compile(r"arn:aws(-[^:]+)?:iam::([0-9]{12})?:role/.+")
 SESSION_ID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9-_]*")
-PROTOCOLS = {"HTTP", "MCP", "A2A"}
+#: The protocols the emulator serves (AGUI agents answer /invocations and /ping, as HTTP ones); A2A is not emulated.
+PROTOCOLS = {"HTTP", "MCP", "AGUI"}
 DEFAULT_IDLE_SECONDS = 900  # AWS's defaults: 15 minutes idle, 8 hours in all
 DEFAULT_MAX_LIFETIME_SECONDS = 28800
-LIFECYCLE_RANGE = (60, 1209600)
 #: AWS's limit on an invocation payload (botocore's model: 100,000,000 bytes).
 MAX_PAYLOAD_BYTES = 100_000_000
 #: How often each session's /ping is polled, in seconds of its runtime's clock, and never more often than
@@ -227,9 +226,10 @@ class RuntimeService:
         with self.store.lock:
             rows = self.store.db.execute("SELECT doc, status FROM runtimes ORDER BY created_at, id LIMIT ? OFFSET ?",
                                          (max_results + 1, offset)).fetchall()
-        summaries = [{key: doc.get(key, "") for key in ("agentRuntimeArn", "agentRuntimeId", "agentRuntimeVersion",
-                                                       "agentRuntimeName", "description", "lastUpdatedAt")}
-                     | {"status": status} for doc, status in ((json.loads(r[0]), r[1]) for r in rows[:max_results])]
+        keys = ("agentRuntimeArn", "agentRuntimeId", "agentRuntimeVersion", "agentRuntimeName", "description",
+                "lastUpdatedAt")  # a runtime created without a description has none (the model allows no "")
+        summaries = [{key: doc[key] for key in keys if key in doc} | {"status": status}
+                     for doc, status in ((json.loads(r[0]), r[1]) for r in rows[:max_results])]
         return summaries, (offset + max_results if len(rows) > max_results else None)
 
     def update(self, runtime_id: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -264,28 +264,27 @@ class RuntimeService:
             raise NotFound(f"No agent runtime {arn}")
         return doc
 
-    async def invoke(self, request: Request, arn: str) -> Response:
-        """Forward one request to the session's process, starting the process on the session's first call."""
+    async def invoke(self, request: Request, arn: str, body: bytes) -> Response:
+        """Forward one request to the session's process, starting the process on the session's first call.
+
+        The request was checked against InvokeAgentRuntime's input shape and its payload (``body``) read within
+        AWS's limit (:mod:`lab_helpers.emulator.api`); what the session needs is worked out before any process
+        starts, so a request refused here starts nothing.
+        """
         doc = self.runtime_of_arn(arn)
         session_id = request.headers.get(SESSION_HEADER, "")
         if len(session_id) < 33 or len(session_id) > 256 or not SESSION_ID.fullmatch(session_id):
             raise Invalid(f"Value at 'runtimeSessionId' failed to satisfy constraint: Member must have length "
                           f"between 33 and 256 and match [a-zA-Z0-9][a-zA-Z0-9-_]*, got {len(session_id)} characters")
-        size = int(request.headers.get("content-length") or 0)
-        if size > MAX_PAYLOAD_BYTES:
-            raise Invalid(f"Payload of {size} bytes is larger than the limit of {MAX_PAYLOAD_BYTES} bytes")
-        body = await request.body()
-        if len(body) > MAX_PAYLOAD_BYTES:
-            raise Invalid(f"Payload of {len(body)} bytes is larger than the limit of {MAX_PAYLOAD_BYTES} bytes")
-        session = await self._session(doc, session_id)
         protocol = doc["protocolConfiguration"]["serverProtocol"]
         allowed = {h.lower() for h in doc.get("requestHeaderConfiguration", {}).get("requestHeaderAllowlist", [])}
         headers = {name: value for name, value in request.headers.items()
                    if name in FORWARDED_HEADERS or (name.startswith(CUSTOM_PREFIX) and name in allowed)}
         headers[SESSION_HEADER] = session_id
         headers["X-Amzn-Bedrock-AgentCore-Runtime-Request-Id"] = str(uuid.uuid4())
-        path = "/mcp" if protocol == "MCP" else "/invocations"
+        path = "/mcp" if protocol == "MCP" else "/invocations"  # HTTP and AGUI agents: /invocations
         method = request.method if protocol == "MCP" else "POST"
+        session = await self._session(doc, session_id)
         session.in_flight += 1
         session.invocations += 1
         session.last_activity = session.last_invocation = time.monotonic()
@@ -297,7 +296,7 @@ class RuntimeService:
             self._done(session)
             await self._end(session, f"crashed ({type(error).__name__} talking to the session process)")
             raise RuntimeClientError(f"The runtime session's process did not answer: {error}") from error
-        if protocol == "HTTP" and upstream.status_code >= 400:
+        if protocol != "MCP" and upstream.status_code >= 400:
             text = (await upstream.aread()).decode(errors="replace")[:2000]
             await upstream.aclose()
             self._done(session)
@@ -340,7 +339,6 @@ class RuntimeService:
 
     async def _start(self, doc: dict[str, Any], session_id: str) -> Session:
         code = doc["agentRuntimeArtifact"]["codeConfiguration"]
-        directory = Path(code["code"]["s3"]["prefix"])
         protocol = doc["protocolConfiguration"]["serverProtocol"]
         env = {
             TIME_SCALE_VARIABLE: repr(self.time_scale_of(doc)),  # the code runs on the runtime's clock
@@ -351,8 +349,8 @@ class RuntimeService:
             "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local-emulator"),
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        process = ServerProcess(directory / code["entryPoint"][0], settings=self.settings, env=env,
-                                ready_path="/ping" if protocol == "HTTP" else None, ready_timeout=START_SECONDS,
+        process = ServerProcess(_entry_script(code), settings=self.settings, env=env,
+                                ready_path=None if protocol == "MCP" else "/ping", ready_timeout=START_SECONDS,
                                 name=f"runtime-{doc['agentRuntimeName']}-{session_id[:12]}")
         self._record(doc["agentRuntimeId"], session_id, "starting", f"process for {process.script.name}")
         try:
@@ -488,53 +486,55 @@ def _check_name(name: Any) -> str:
     return name
 
 
+def _entry_script(code: dict[str, Any]) -> Path:
+    """The script a session runs: the last entry of ``entryPoint`` (AWS's two-entry form puts a launcher such as
+    ``opentelemetry-instrument`` first) in the code directory ``code.s3.prefix``."""
+    return Path(code["code"]["s3"]["prefix"]) / code["entryPoint"][-1]
+
+
 def _check_configuration(body: dict[str, Any]) -> dict[str, Any]:
-    """The runtime's configuration from a Create/Update body, validated; what Get returns of it."""
-    artifact = body.get("agentRuntimeArtifact")
-    if not isinstance(artifact, dict) or not artifact:
-        raise Invalid("1 validation error detected: Value null at 'agentRuntimeArtifact' failed to satisfy "
-                      "constraint: Member must not be null")
+    """The runtime's configuration from a Create/Update body; what Get returns of it.
+
+    The body already fits the operation's input shape (types, enums, ranges: :mod:`lab_helpers.emulator.shapes`);
+    this adds what the model cannot say: the code is a directory on this machine, the entry point a script inside
+    it, the protocol and runtime ones the emulator runs. Anything else is a ValidationException that says why.
+    """
+    artifact = body["agentRuntimeArtifact"]
     if "codeConfiguration" not in artifact:
         raise Invalid("The local emulator runs code directories only: use codeConfiguration with code.s3.bucket "
                       f"'{LOCAL_BUCKET}' and code.s3.prefix the directory (containerConfiguration needs AWS)")
     code = artifact["codeConfiguration"]
-    s3 = (code.get("code") or {}).get("s3") or {}
-    entry = code.get("entryPoint") or []
-    if s3.get("bucket") != LOCAL_BUCKET:
+    if not code["runtime"].startswith("PYTHON_"):
+        raise Invalid(f"runtime {code['runtime']!r} is not emulated: the local emulator runs Python entry points")
+    s3 = code["code"].get("s3")
+    if s3 is None or s3["bucket"] != LOCAL_BUCKET:
         raise Invalid(f"The local emulator reads code from a directory: set code.s3.bucket to '{LOCAL_BUCKET}' and "
-                      f"code.s3.prefix to the directory's absolute path (got bucket {s3.get('bucket')!r})")
-    directory = Path(str(s3.get("prefix", "")))
+                      f"code.s3.prefix to the directory's absolute path (got bucket {(s3 or {}).get('bucket')!r})")
+    directory = Path(s3["prefix"])
     if not directory.is_absolute() or not directory.is_dir():
         raise Invalid(f"code.s3.prefix must be an existing directory's absolute path, got {str(directory)!r}")
-    if not entry or not (directory / entry[0]).is_file():
-        raise Invalid(f"entryPoint must name a script in {directory}, got {entry!r}")
-    role = body.get("roleArn")
-    if not isinstance(role, str) or not ROLE_ARN.fullmatch(role):
-        raise Invalid(f"Value {role!r} at 'roleArn' failed to satisfy constraint: Member must satisfy regular "
-                      f"expression pattern: {ROLE_ARN.pattern}")
-    protocol = (body.get("protocolConfiguration") or {"serverProtocol": "HTTP"}).get("serverProtocol")
-    if protocol not in PROTOCOLS - {"A2A"}:
-        raise Invalid(f"serverProtocol {protocol!r} is not emulated: use HTTP or MCP")
-    lifecycle = body.get("lifecycleConfiguration") or {}
-    lo, hi = LIFECYCLE_RANGE
+    script = _entry_script(code)
+    inside = script.resolve().is_relative_to(directory.resolve())
+    if not inside or not script.is_file():
+        where = "a script inside" if not inside else "a script in"
+        raise Invalid(f"entryPoint must name {where} {directory}, got {code['entryPoint']!r}")
+    protocol = body.get("protocolConfiguration", {"serverProtocol": "HTTP"})["serverProtocol"]
+    if protocol not in PROTOCOLS:
+        raise Invalid(f"serverProtocol {protocol!r} is not emulated: use HTTP, MCP or AGUI")
+    lifecycle = body.get("lifecycleConfiguration", {})
     idle = lifecycle.get("idleRuntimeSessionTimeout", DEFAULT_IDLE_SECONDS)
     longest = lifecycle.get("maxLifetime", DEFAULT_MAX_LIFETIME_SECONDS)
-    for name, value in (("idleRuntimeSessionTimeout", idle), ("maxLifetime", longest)):
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise Invalid(f"lifecycleConfiguration.{name} must be a whole number of seconds between {lo} and {hi}, "
-                          f"got {value!r}")
     if idle > longest:
         raise Invalid(f"idleRuntimeSessionTimeout ({idle}) must not exceed maxLifetime ({longest})")
     conf: dict[str, Any] = {
         "agentRuntimeArtifact": artifact,
-        "roleArn": role,
+        "roleArn": body["roleArn"],
         "networkConfiguration": body.get("networkConfiguration") or {"networkMode": "PUBLIC"},
         "protocolConfiguration": {"serverProtocol": protocol},
         "lifecycleConfiguration": {"idleRuntimeSessionTimeout": idle, "maxLifetime": longest},
-        "description": body.get("description") or "",
     }
-    for key in ("environmentVariables", "requestHeaderConfiguration"):
-        if body.get(key):
+    for key in ("description", "environmentVariables", "requestHeaderConfiguration"):
+        if body.get(key):  # none given, none kept: the model allows no empty description
             conf[key] = body[key]
     _check_time_scale(conf.get("environmentVariables", {}).get(TIME_SCALE_VARIABLE))
     return conf
