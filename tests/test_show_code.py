@@ -54,8 +54,13 @@ def test_headless_it_is_plain_text_and_in_jupyterlab_highlighted_html(monkeypatc
 
 
 def _show_code_calls(path: Path) -> list[tuple[str, list[str]]]:
-    """Every ``show_code("file", "name", ...)`` call with literal arguments in a notebook's code cells."""
-    calls = []
+    """Every ``show_code(file, "name", ...)`` call in a notebook's code cells, in order.
+
+    The file is a string literal or a name the notebook assigned a string literal to earlier
+    (``AGENT = "servers/runtime_agent.py"``); anything else fails the test, so no call goes unchecked.
+    """
+    calls: list[tuple[str, list[str]]] = []
+    strings: dict[str, str] = {}
     for cell in json.loads(path.read_text())["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -65,9 +70,15 @@ def _show_code_calls(path: Path) -> list[tuple[str, list[str]]]:
         except SyntaxError:  # cell magics
             continue
         for node in ast.walk(tree):
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, str)):
+                strings.update({t.id: node.value.value for t in node.targets if isinstance(t, ast.Name)})
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "show_code":
-                args = [a.value for a in node.args if isinstance(a, ast.Constant)]
-                calls.append((args[0], args[1:]))
+                first, *rest = node.args
+                file = first.value if isinstance(first, ast.Constant) else strings[first.id]  # type: ignore[attr-defined]
+                names = [a.value for a in rest if isinstance(a, ast.Constant)]
+                assert len(names) == len(rest), f"show_code with a computed name in {path.name}: {source[:80]}"
+                calls.append((file, names))
     return calls
 
 
