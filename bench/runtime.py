@@ -54,6 +54,7 @@ import psutil
 from botocore.config import Config
 
 from lab_helpers import agentcore, config, deploy, processes
+from lab_helpers.emulator.api import LOCAL_AUTHORIZATION
 from lab_helpers.processes import ServerProcess
 
 REPO = Path(__file__).resolve().parent.parent
@@ -187,8 +188,8 @@ def warm_calls(arn: str, endpoint: str, settings: config.Settings, calls: int, d
             reply.raise_for_status()
             return reply.json()
 
-        def via_httpx() -> Any:
-            reply = http.post(invoke_url, content=body, headers=headers)
+        def via_httpx() -> Any:  # unsigned: the emulator takes any SigV4-shaped or Bearer Authorization header
+            reply = http.post(invoke_url, content=body, headers={**headers, "Authorization": LOCAL_AUTHORIZATION})
             reply.raise_for_status()
             return reply.json()
 

@@ -160,6 +160,8 @@ def tasks_server_headers(url: str, identity: Identity) -> dict[str, str]:
         if len(session) < 33:
             session = f"{session}-{hashlib.sha256(session.encode()).hexdigest()}"[:64]
         headers["X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"] = session
+        # A runtime URL wants the caller's credentials: an OAuth token from the runtime's inbound authorizer on AWS
+        headers["Authorization"] = f"Bearer {os.environ.get('LAB_TASKS_MCP_TOKEN', 'local-emulator')}"
     return headers
 
 

@@ -22,6 +22,9 @@ from lab_helpers import config
 from lab_helpers.processes import ServerProcess
 
 from lab_helpers.agentcore import EMULATOR_SCRIPT
+from lab_helpers.emulator.api import LOCAL_AUTHORIZATION
+
+SIGNED = {"Authorization": LOCAL_AUTHORIZATION}  # a plain-HTTP caller that the emulator takes for a signed client
 REGION = "us-east-1"
 
 
@@ -340,18 +343,18 @@ def test_errors_come_back_as_aws_error_codes(data, control, memory):
         (lambda: data.get_event(memoryId=memory_id, actorId="a", sessionId="s", eventId="1#ab"),
          "ResourceNotFoundException", 404),
         (lambda: text_event(data, memory_id, "a", "s", "x", role="KING"), "ValidationException", 400),
-        (lambda: data.create_event(memoryId=memory_id, actorId="a", eventTimestamp=now(),
-                                   payload=[{"blob": "x"}]), "ValidationException", 400),
+        (lambda: data.create_event(memoryId=memory_id, actorId="a", eventTimestamp=now(), payload=[{"blob": "x"}],
+                                   metadata={"bad key!": {"stringValue": "v"}}), "ValidationException", 400),
         (lambda: data.create_event(memoryId=memory_id, actorId="a", sessionId="s", eventTimestamp=now(),
-                                   payload=[]), "ValidationException", 400),
+                                   payload=[{"blob": "x"}] * 101), "ValidationException", 400),
         (lambda: text_event(data, memory_id, "bad actor!", "s", "x"), "ValidationException", 400),
         (lambda: data.list_events(memoryId=memory_id, actorId="a", sessionId="s", nextToken="garbage"),
          "ValidationException", 400),
         (lambda: data.list_events(memoryId=memory_id, actorId="a", sessionId="s",
                                   filter={"eventMetadata": [{"left": {"metadataKey": "k"}, "operator": "LIKE"}]}),
          "ValidationException", 400),
-        (lambda: data.retrieve_memory_records(memoryId=memory_id, searchCriteria={"searchQuery": "x"}),
-         "ValidationException", 400),
+        (lambda: data.retrieve_memory_records(memoryId=memory_id, namespace="a", namespacePath="b",
+                                              searchCriteria={"searchQuery": "x"}), "ValidationException", 400),
         (lambda: control.create_memory(name="bad-name", eventExpiryDuration=7), "ValidationException", 400),
     ]
     for call, code, status in cases:
@@ -365,13 +368,14 @@ def test_errors_come_back_as_aws_error_codes(data, control, memory):
 def test_malformed_requests_never_crash(emulator, memory):
     url = f"{emulator.base_url}/memories/{memory['id']}/events"
     for body in (b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe"):
-        response = httpx.post(url, content=body, headers={"content-type": "application/json"})
+        response = httpx.post(url, content=body, headers={"content-type": "application/json", **SIGNED})
         assert response.status_code == 400
         assert response.headers["x-amzn-ErrorType"] == "ValidationException"
         assert response.json()["message"]
-    weird = httpx.post(url, json={"actorId": 5, "sessionId": [], "eventTimestamp": "soon", "payload": {}})
+    weird = httpx.post(url, json={"actorId": 5, "sessionId": [], "eventTimestamp": "soon", "payload": {}},
+                       headers=SIGNED)
     assert weird.status_code == 400 and weird.headers["x-amzn-ErrorType"] == "ValidationException"
-    nowhere = httpx.get(f"{emulator.base_url}/no/such/operation")
+    nowhere = httpx.get(f"{emulator.base_url}/no/such/operation", headers=SIGNED)
     assert nowhere.status_code == 404 and nowhere.json()["message"]
     assert httpx.get(f"{emulator.base_url}/health").json()["status"] == "ok"
 
@@ -452,6 +456,6 @@ def test_a_body_that_is_not_a_json_object_is_a_validation_error(emulator: Server
     url = f"{emulator.base_url}/memories/{memory['id']}/events"
     for body, message in ((b"{not json", "Request body is not valid JSON"),
                           (b"[1, 2]", "Request body must be a JSON object")):
-        answer = httpx.post(url, content=body)
+        answer = httpx.post(url, content=body, headers=SIGNED)
         assert answer.status_code == 400 and answer.headers["x-amzn-ErrorType"] == "ValidationException"
         assert answer.json() == {"message": message, "reason": "CannotParse"}
