@@ -9,6 +9,8 @@ Plumbing: read it to see how AWS behaves, not to learn a lesson's pattern.
 * ``runtime_sessions``: AgentCore Runtime's runtimes, one process per session, and its session lifecycle;
 * ``api``: the rest-json HTTP application of both planes (data and control) on one port;
 * ``errors``: the AWS error types both answer with;
+* ``shapes``: every request checked against botocore's input shape for its operation (and the output-shape
+  checker the tests use), in one place;
 * ``__main__``: ``python -m lab_helpers.emulator serve`` (port and database default to ``LAB_EMULATOR_PORT`` and
   ``LAB_EMULATOR_DB``, see :mod:`lab_helpers.config`).
 
