@@ -49,7 +49,8 @@ def session_table(report: dict[str, Any], labels: dict[str, str]) -> str:
     """One plain line per labelled session: its ping status, idle time and age against its limits, or its end.
 
     Times are real seconds, as the emulator counts them for the lifecycle rules (idle time is reset by every
-    invocation and, under the measured /ping rule, by ``time_of_last_update``: see runtime_sessions). For the live view of a wait; ids are cut to their last 6 characters.
+    invocation and, under the measured /ping rule, by ``time_of_last_update``: see runtime_sessions). For the
+    live view of a wait; ids are cut to their last 6 characters.
     """
     live = {s["sessionId"]: s for s in report["sessions"]}
     width = max(map(len, labels.values()), default=0)
