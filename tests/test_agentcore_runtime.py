@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import socket
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -24,6 +23,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 
 from conftest import LocalAgentCore
 from lab_helpers import config
+from lab_helpers.waiting import eventually
 from patterns.caller_identity import Identity
 from lab_helpers.emulator.api import LOCAL_AUTHORIZATION as SIGNED
 from lab_helpers.mcp_client import open_session
@@ -79,10 +79,7 @@ def invoke(data, arn: str, session: str, payload: dict[str, Any]) -> dict[str, A
 
 
 def until(condition: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.05)
+    eventually(condition, timeout, every=0.05)
 
 
 # -- control plane ----------------------------------------------------------------------------------
@@ -294,9 +291,10 @@ def test_a_busy_session_outlives_the_idle_timeout_and_an_idle_one_does_not(agent
     busy, idle = deploy.new_session_id(), deploy.new_session_id()
     try:
         epochs = 300  # 6 s of training at the test time scale: five idle timeouts (1.2 s each)
+        # The idle session starts first: on a loaded machine a cold start can outlast the whole training.
+        deploy.invoke(deployment.arn, {"action": "status"}, idle, settings=settings)
         started = deploy.invoke(deployment.arn, {"action": "train", "model_name": "busy", "epochs": epochs},
                                  busy, settings=settings)
-        deploy.invoke(deployment.arn, {"action": "status"}, idle, settings=settings)
         assert started["status"] == "running"
         until(lambda: ("ended", "idle timeout") in states(agentcore, idle))
         assert busy in {s["sessionId"] for s in sessions(agentcore)["sessions"]}, "background work keeps it"
@@ -358,7 +356,8 @@ def test_stop_sessions_ends_every_live_session_of_one_runtime_only(agentcore: Lo
     from lab_helpers import deploy
 
     settings = agentcore.settings
-    left, spared = (deploy.deploy(name, SERVERS, "runtime_agent.py", idle_timeout=600, max_lifetime=3600,
+    # An hour's idle timeout (72 s here): no session may end on its own while three cold starts happen under load.
+    left, spared = (deploy.deploy(name, SERVERS, "runtime_agent.py", idle_timeout=3600, max_lifetime=7200,
                                   settings=settings) for name in ("left_behind", "spared"))
     busy, idle, other = deploy.new_session_id(), deploy.new_session_id(), deploy.new_session_id()
     try:

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import TEST_TIME_SCALE
 from lab_helpers import config
+from lab_helpers.waiting import eventually
 from lab_helpers.processes import ServerProcess
 
 SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
@@ -55,11 +56,8 @@ def ping(agent: ServerProcess) -> dict[str, Any]:
 
 
 def wait_for_ping(agent: ServerProcess, status: str, timeout: float = 15) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while (answer := ping(agent))["status"] != status:
-        assert time.monotonic() < deadline, f"/ping still says {answer} after {timeout} s"
-        time.sleep(0.02)
-    return answer
+    return eventually(lambda: (answer := ping(agent))["status"] == status and answer, timeout, every=0.02,
+                      what=f"/ping to say {status}")
 
 
 def job(agent: ServerProcess, job_id: str) -> dict[str, Any]:
@@ -130,10 +128,8 @@ def test_a_diverging_run_ends_failed_and_ping_returns_to_healthy(agent: ServerPr
     started = ok(agent, {"action": "train", "model_name": "too-fast", "epochs": 50, "learning_rate": 1e5,
                          "tracking": tracking})
     wait_for_ping(agent, "Healthy")
-    deadline = time.monotonic() + 10
-    while (failed := job(agent, started["job_id"]))["status"] == "running":
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    failed = eventually(lambda: (answer := job(agent, started["job_id"]))["status"] != "running" and answer, 10,
+                        every=0.02, what="the diverging run to end")
     assert failed["status"] == "failed" and failed["result"] is None
     assert failed["error"].startswith("TrainingError:") and "diverged" in failed["error"]
     assert ping(agent)["status"] == "Healthy"
