@@ -12,8 +12,10 @@ import os
 import re
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,13 +74,14 @@ AWS_VARIABLES = (*ENDPOINT_VARIABLES, "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KE
                  "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
 
 
-@pytest.fixture(scope="module")
-def agentcore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAgentCore]:
-    """A fresh emulator on a free port (``use_agentcore``, as a notebook does), boto3 pointed at it, one memory."""
-    tmp = tmp_path_factory.mktemp("agentcore")
+@contextmanager
+def local_agentcore(tmp: Path, **overrides: Any) -> Iterator[LocalAgentCore]:
+    """A fresh emulator on a free port in ``tmp`` (``use_agentcore``, as a notebook does), boto3 pointed at it,
+    one memory; ``overrides`` change its settings (``emulator_filter_delay``, say). The environment comes back after."""
     settings = config.load(
         env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=tmp / "artifacts", logs_dir=tmp / "logs",
         state_dir=tmp / "state", emulator_port=free_port(), emulator_db=tmp / "memory.db", max_epochs=500,
+        **overrides,
     )
     with pytest.MonkeyPatch.context() as patch:
         for name in AWS_VARIABLES:
@@ -92,6 +95,13 @@ def agentcore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAgentCo
             yield LocalAgentCore(target.process, get_or_create_memory(settings), settings)
         finally:
             target.process.stop()
+
+
+@pytest.fixture(scope="module")
+def agentcore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAgentCore]:
+    """A fresh emulator of this test module's own (see :func:`local_agentcore`)."""
+    with local_agentcore(tmp_path_factory.mktemp("agentcore")) as local:
+        yield local
 
 
 # -- parallel scheduling and the closing line --------------------------------------------------------------------

@@ -21,13 +21,12 @@ import boto3
 import httpx
 import pytest
 
-from conftest import AWS_VARIABLES, TEST_TIME_SCALE, LocalAgentCore
+from conftest import LocalAgentCore, local_agentcore
 from lab_helpers import config
-from lab_helpers.agentcore import get_or_create_memory, use_agentcore
 from lab_helpers.emulator.__main__ import parse_args
 from lab_helpers.emulator.memory_store import Store
 from lab_helpers.mcp_client import open_session
-from lab_helpers.processes import ServerProcess, free_port
+from lab_helpers.processes import ServerProcess
 from lab_helpers.waiting import eventually
 from patterns.caller_identity import Identity
 from patterns.memory_outbox import records_in_memory
@@ -41,24 +40,8 @@ SESSION_HEADER = "X-Amzn-Bedrock-AgentCore-Runtime-Session-Id"
 @pytest.fixture(scope="module")
 def agentcore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAgentCore]:
     """conftest's ``agentcore``, but the emulator's filtered listings lag ``DELAY`` seconds behind its writes."""
-    tmp = tmp_path_factory.mktemp("lagging-agentcore")
-    settings = config.load(
-        env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=tmp / "artifacts", logs_dir=tmp / "logs",
-        state_dir=tmp / "state", emulator_port=free_port(), emulator_db=tmp / "memory.db", max_epochs=500,
-        emulator_filter_delay=DELAY,
-    )
-    with pytest.MonkeyPatch.context() as patch:
-        for name in AWS_VARIABLES:
-            patch.setenv(name, "recorded")  # so that the original state comes back afterwards
-            patch.delenv(name)
-        patch.setenv("AWS_CONFIG_FILE", str(tmp / "no-aws-config"))
-        patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp / "no-aws-credentials"))
-        target = use_agentcore(settings)
-        assert target.process is not None, "a test must never reuse an emulator it did not start"
-        try:
-            yield LocalAgentCore(target.process, get_or_create_memory(settings), settings)
-        finally:
-            target.process.stop()
+    with local_agentcore(tmp_path_factory.mktemp("lagging-agentcore"), emulator_filter_delay=DELAY) as local:
+        yield local
 
 
 def metadata_filter(key: str, value: str) -> dict[str, Any]:
