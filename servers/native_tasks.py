@@ -106,30 +106,37 @@ class RejectBadTrainingRequests(Middleware):
         return await call_next(context)
 
 
-def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.Event) -> FastMCP:
-    """The MCP server, its training runs tasks on ``backend_url``'s Docket queue; ``stopping`` ends them early."""
+def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.Event, *,
+                 worker_concurrency: int = WORKER_CONCURRENCY) -> FastMCP:
+    """The MCP server, its training runs tasks on ``backend_url``'s Docket queue; ``stopping`` ends them early.
+
+    ``worker_concurrency`` is how many runs this process takes from the queue at once; 0 (``--no-worker``) takes
+    none: separate worker processes (servers/task_worker.py) run them, this process only accepts calls.
+    """
     mcp = FastMCP(
         "native-tasks",
         instructions="Trains small classifiers as MCP tasks (io.modelcontextprotocol/tasks): poll tasks/get by id.",
         middleware=[RejectBadTrainingRequests(settings)],
         strict_input_validation=True,  # JSON true or "10" is no integer (pydantic's lax default takes them as 1, 10)
     )
-    mcp.add_extension(tasks_extension(settings, backend_url))
+    mcp.add_extension(tasks_extension(settings, backend_url, worker_concurrency))
     add_standard_routes(mcp, settings, info=lambda: {"backend": backend_kind(backend_url), "backend_url": backend_url})
     add_training_tool(mcp, settings, stopping)
     return mcp
 
 
-def tasks_extension(settings: config.Settings, backend_url: str) -> TasksExtension:
+def tasks_extension(settings: config.Settings, backend_url: str,
+                    concurrency: int = WORKER_CONCURRENCY) -> TasksExtension:
     """The server half of ``io.modelcontextprotocol/tasks``: tasks/get, tasks/cancel, and a worker running the tools.
 
     ``backend_url`` says where Docket keeps the tasks (``memory://`` or ``redis://...``). The redelivery timeout
     is how long a crashed worker's run stays "working" before another worker starts it again (see the module
-    docstring); the concurrency is how many runs go at once.
+    docstring); the concurrency is how many runs this process's worker takes at once (0: none, its worker only
+    schedules: fastmcp-tasks has no switch to start no worker at all).
     """
     redelivery = max(REDELIVERY_FLOOR, settings.scaled(REDELIVERY_SECONDS))
     return TasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery),
-                          concurrency=WORKER_CONCURRENCY)
+                          concurrency=concurrency)
 
 
 def add_training_tool(mcp: FastMCP, settings: config.Settings, stopping: asyncio.Event) -> None:
@@ -178,6 +185,8 @@ def _backend_option(parser: argparse.ArgumentParser) -> None:
     backend = os.environ.get("LAB_TASKS_BACKEND", "").strip() or "memory://"
     parser.add_argument("--backend", default=backend, help="where tasks live: memory:// or redis://host:port/db "
                         f"(default: LAB_TASKS_BACKEND, else memory://; now {backend})")
+    parser.add_argument("--no-worker", action="store_true", help="accept calls but run no task in this process: "
+                        "worker processes on the same Redis run them (servers/task_worker.py)")
 
 
 def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -185,6 +194,8 @@ def parse_command_line(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parse_args(argv, description=__doc__.splitlines()[0], extra=_backend_option)
     if not args.backend.startswith(("memory://", "redis://", "rediss://")):
         raise SystemExit(f"--backend must be memory:// or redis://host:port/db, got {args.backend!r}")
+    if args.no_worker and backend_kind(args.backend) != "redis":
+        raise SystemExit("--no-worker needs a redis:// backend: a worker in another process cannot see memory://")
     return args
 
 
@@ -193,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     log.setLevel(logging.INFO)  # a line per run started and ended: the log shows a redelivered run starting again
     stopping = asyncio.Event()
-    mcp = build_server(config.load(), args.backend, stopping)
+    concurrency = 0 if args.no_worker else WORKER_CONCURRENCY
+    mcp = build_server(config.load(), args.backend, stopping, worker_concurrency=concurrency)
     log.info("%s serving on http://%s:%d/mcp, tasks in %s", mcp.name, args.host, args.port, args.backend)
     # On shutdown Docket's worker waits for every running task to finish: a long training would hold the
     # process past ServerProcess.stop's grace period. Setting `stopping` first ends each run at its next epoch.
