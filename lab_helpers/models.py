@@ -24,8 +24,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import AsyncGenerator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Collection, Iterator
+from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -45,6 +45,12 @@ OFFLINE_LABEL = "[offline model] "
 #: The persistent-tasks server's tools, by the names the offline model calls them.
 TRAIN, STATUS, RESULTS, LIST, CANCEL = (
     "model_training", "check_task_status", "get_task_results", "list_tasks", "cancel_task")
+
+#: Strands' own tool for an agent's background tasks (``Agent(background_tasks=...)``): list, get or cancel them.
+BACKGROUND = "strands_manage_background_task"
+#: The flag Strands adds to a tool's input schema when the model may choose to run that tool in the background
+#: (``BackgroundTasksConfig(agentic=[...])``); the offline model sets it when the user asks for the background.
+BACKGROUND_FLAG = "_background_execution"
 
 #: The epoch count the server uses when none is given (``model_training``'s default).
 DEFAULT_EPOCHS = 10
@@ -173,6 +179,7 @@ def _read_conversation(messages: Messages) -> _Conversation:
     """Collect what notices and tool results in ``messages`` say about each task, in conversation order."""
     seen = _Conversation()
     tool_inputs: dict[str, dict[str, Any]] = {}
+    tool_names: dict[str, str] = {}
     for message in messages:
         for block in message.get("content", []):
             if isinstance(block.get("text"), str) and message.get("role") == "user":
@@ -185,13 +192,51 @@ def _read_conversation(messages: Messages) -> _Conversation:
                                 message=record.message, error=record.error, result=record.result)
             elif "toolUse" in block:
                 tool_inputs[block["toolUse"].get("toolUseId", "")] = block["toolUse"].get("input") or {}
+                tool_names[block["toolUse"].get("toolUseId", "")] = block["toolUse"].get("name", "")
             elif "toolResult" in block and block["toolResult"].get("status") != "error":
-                payload = tool_payload(block["toolResult"])
-                if isinstance(payload, dict):
-                    asked = tool_inputs.get(block["toolResult"].get("toolUseId", ""), {})
+                use_id = block["toolResult"].get("toolUseId", "")
+                asked = tool_inputs.get(use_id, {})
+                if tool_names.get(use_id) == BACKGROUND:
+                    payload = background_payload(block["toolResult"])
+                else:
+                    payload = tool_payload(block["toolResult"])
+                if isinstance(payload, str) and (dispatched := _dispatched(payload)) is not None:
+                    seen.update(dispatched["task_id"], status=dispatched["status"], model_name=asked.get("model_name"),
+                                epochs=asked.get("epochs"), learning_rate=asked.get("learning_rate"))
+                elif isinstance(payload, dict):
                     for item in payload.get("tasks", [payload]):
                         _learn_from(seen, item, asked if item is payload else {})
     return seen
+
+
+#: The acknowledgement Strands returns for a tool call it started in the background (``submit_tool_call``).
+_DISPATCHED = re.compile(r"Background task dispatched\.\s+Task ID: (\S+)\s+Tool: (\S+)\s+Status: (\w+)")
+
+
+def _dispatched(text: str) -> dict[str, str] | None:
+    """Task id, tool and status from Strands' "Background task dispatched" acknowledgement, or None."""
+    match = _DISPATCHED.search(text)
+    return {"task_id": match[1], "tool_name": match[2], "status": match[3]} if match else None
+
+
+def background_payload(tool_result: dict[str, Any]) -> dict[str, Any]:
+    """What ``strands_manage_background_task`` said, as one dict: the task's status with its tool's result merged in.
+
+    Strands answers ``get`` (and delivers a finished task) as a ``json`` item with the task's metadata
+    (``task_id``, ``tool_name``, ``status``, ``error``) followed by the tool's own result items; ``list`` as
+    ``{"tasks": [...]}``. The tool's result (here the training scores) is merged under the metadata.
+    """
+    items = tool_result.get("content", [])
+    metadata = next((item["json"] for item in items if isinstance(item.get("json"), dict)), {})
+    if "tasks" in metadata:
+        return dict(metadata)
+    own = tool_payload({"content": [item for item in items if "json" not in item]})
+    merged: dict[str, Any] = dict(own) if isinstance(own, dict) else ({"output": own} if own else {})
+    merged.update({key: metadata[key] for key in ("task_id", "tool_name", "status") if key in metadata})
+    error = metadata.get("error")
+    if isinstance(error, dict):
+        merged["error"] = error.get("message") or error.get("type")
+    return merged
 
 
 def _learn_from(seen: _Conversation, data: Any, asked: dict[str, Any]) -> None:
@@ -240,6 +285,7 @@ _EPOCHS = (
 _LEARNING_RATE = re.compile(
     r"\b(?:learning[\s_-]?rate|lr)\s*(?:of|=|:|is|to|at)?\s*(\d*\.?\d+(?:e-?\d+)?)", re.IGNORECASE)
 
+_IN_BACKGROUND = re.compile(r"\bbackground\b|\bdon'?t wait\b|\bwithout waiting\b", re.IGNORECASE)
 _RESTART = re.compile(r"\b(?:start|run|kick|launch|do)\b(?:\s+\w+){0,3}?\s+(?:off\s+)?again\b"
                       r"|\brestart|\bretry\b|\bre-?run\b|\bresubmit|\btry\s+(?:it\s+)?again\b")
 _AWAY = re.compile(r"\bwhile i was (?:away|gone|out)|\bany news\b|\bcatch me up\b|\bwhat did i miss"
@@ -352,6 +398,8 @@ def _help(reason: str = "") -> str:
         "- cancel a task: \"Cancel my training\"\n"
         "- tell you what happened while you were away: \"What happened while I was away?\"\n"
         "- submit an interrupted or failed task again: \"Start it again\"\n"
+        "- run a training in the agent's background, where the agent allows it: \"Train spiral-net in the "
+        "background\"\n"
         "For a real model, set LAB_MODEL=bedrock or LAB_MODEL=<URL of an OpenAI-compatible server>."
     )
 
@@ -403,24 +451,51 @@ class OfflineModel(Model):
         **kwargs: Any,
     ) -> AsyncGenerator[StreamEvent, None]:
         """Answer the conversation in Strands' stream events, as a real provider would."""
-        turn = self.respond(messages, [spec["name"] for spec in tool_specs or []])
+        specs = tool_specs or []
+        selectable = {spec["name"] for spec in specs
+                      if BACKGROUND_FLAG in (spec.get("inputSchema", {}).get("json", {}).get("properties") or {})}
+        turn = self.respond(messages, [spec["name"] for spec in specs], selectable)
         for event in _events(turn, messages):
             yield event
 
     # -- deciding --------------------------------------------------------------------------------
-    def respond(self, messages: Messages, tool_names: list[str]) -> _Turn:
-        """The next turn for ``messages`` when the tools named ``tool_names`` are available."""
+    def respond(self, messages: Messages, tool_names: list[str], background_selectable: Collection[str] = ()) -> _Turn:
+        """The next turn for ``messages`` when the tools named ``tool_names`` are available.
+
+        ``background_selectable`` names the tools the agent lets the model run in the background
+        (Strands' ``agentic`` mode): a training the user asks to run "in the background" sets the flag.
+        """
         last = messages[-1] if messages else None
         if last is None or last.get("role") != "user":
             return _Turn(OFFLINE_LABEL + _help())
-        results = [block["toolResult"] for block in last.get("content", []) if "toolResult" in block]
+        results = _unanswered_results(messages)
         if results:
             return _Turn(OFFLINE_LABEL + "\n".join(_answer_tool_result(result, messages) for result in results))
         text = " ".join(_texts(last))
         seen = _read_conversation(messages)
         if parse_notice(text) is not None:  # not typed by anyone: say what it means
             return _Turn(OFFLINE_LABEL + _away(seen))
-        return _plan(_intent(text), text, seen, tool_names)
+        return _plan(_intent(text), text, seen, tool_names, background_selectable)
+
+
+def _unanswered_results(messages: Messages) -> list[dict[str, Any]]:
+    """The tool results at the end of ``messages`` that no text has answered yet, oldest first.
+
+    Usually the last message's. Strands delivers several finished background tasks at once as
+    several pairs of a silent tool call (no text) and its result: all of them are answered.
+    """
+    results: list[dict[str, Any]] = []
+    index = len(messages) - 1
+    while index >= 0 and messages[index].get("role") == "user":
+        found = [block["toolResult"] for block in messages[index].get("content", []) if "toolResult" in block]
+        if not found:
+            break
+        results[:0] = found
+        previous = messages[index - 1] if index > 0 else {}
+        if previous.get("role") != "assistant" or _texts(previous):
+            break
+        index -= 2
+    return results
 
 
 def _tool(tool_names: list[str], wanted: str) -> str | None:
@@ -443,7 +518,8 @@ def _call(tool_names: list[str], wanted: str, tool_input: dict[str, Any], doing:
     return _Turn(f"{OFFLINE_LABEL}Calling {wanted}({arguments}) to {doing}.", name, tool_input)
 
 
-def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str]) -> _Turn:
+def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str],
+          background_selectable: Collection[str] = ()) -> _Turn:
     """The turn that serves one request: a tool call, or an answer without one."""
     explicit_id = _UUID.search(text)
     task_id = explicit_id.group(0).lower() if explicit_id else None
@@ -456,6 +532,8 @@ def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str]) ->
         tool_input: dict[str, Any] = {"model_name": name, "epochs": _epochs(text) or DEFAULT_EPOCHS}
         if (rate := _learning_rate(text)) is not None:
             tool_input["learning_rate"] = rate
+        if _tool(tool_names, TRAIN) in background_selectable and _IN_BACKGROUND.search(text):
+            tool_input[BACKGROUND_FLAG] = True
         return _call(tool_names, TRAIN, tool_input, f"start training '{name}'")
     if intent == "restart":
         task = seen.restartable()
@@ -468,6 +546,9 @@ def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str]) ->
         return _call(tool_names, TRAIN, tool_input, f"start task {task.task_id} ({task.status}) again")
     if intent == "away":
         return _Turn(OFFLINE_LABEL + _away(seen))
+    own_tasks = BACKGROUND in tool_names and _tool(tool_names, STATUS) is None  # no task server: the agent's own
+    if own_tasks and intent in ("list", "status", "results", "cancel"):
+        return _plan_background(intent, task_id, seen, tool_names)
     if intent == "list" or (intent == "status" and task_id is None and latest is None):
         return _call(tool_names, LIST, {}, "list your tasks")
     if intent in ("status", "results", "cancel"):
@@ -480,6 +561,39 @@ def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str]) ->
                        "cancel": (CANCEL, f"cancel task {task_id}")}[intent]
         return _call(tool_names, tool, {"task_id": task_id}, doing)
     return _Turn(OFFLINE_LABEL + _help("I did not recognise that request. "))
+
+
+def _plan_background(intent: str, task_id: str | None, seen: _Conversation, tool_names: list[str]) -> _Turn:
+    """Serve a status, results, list or cancel request about the agent's own background tasks.
+
+    A task whose ending was already delivered into the conversation is answered from there: Strands forgets a
+    task once it delivered it, so asking it again would only say "not found".
+    """
+    task = seen.tasks.get(task_id) if task_id else seen.latest()
+    if intent == "list" or task is None:
+        return _call(tool_names, BACKGROUND, {"mode": "list"}, "list the background tasks")
+    if intent != "cancel" and task.status in ("completed", "failed", "cancelled"):
+        return _Turn(OFFLINE_LABEL + _background_sentence(asdict(task)) + " (Delivered earlier in this conversation.)")
+    mode, doing = ("cancel", "cancel") if intent == "cancel" else ("get", "check")
+    return _call(tool_names, BACKGROUND, {"mode": mode, "task_id": task.task_id},
+                 f"{doing} background task {task.task_id}")
+
+
+def _background_sentence(data: dict[str, Any]) -> str:
+    """One line about a background task of this agent, from its (merged) status dict."""
+    name = f" training '{data['model_name']}'" if data.get("model_name") not in (None, "?") else ""
+    epochs = f" for {data['epochs']} epochs" if name and data.get("epochs") else ""
+    head = f"Background task {data.get('task_id')}{name}{epochs}"
+    status = data.get("status")
+    result = data if "val_accuracy" in data else data.get("result")
+    if isinstance(result, dict) and "val_accuracy" in result:
+        saved = f" The model is saved at {result['artifact_path']}." if result.get("artifact_path") else ""
+        return f"{head} completed: {_scores(result)}.{saved}"
+    if status == "queued":
+        return head + " is queued: it waits for a free slot (the agent's max_concurrency)."
+    if status in ("failed", "cancelled"):
+        return head + f" {status}" + (f": {data['error']}." if data.get("error") else ".")
+    return head + f" is {status}."
 
 
 def _away(seen: _Conversation) -> str:
@@ -516,10 +630,17 @@ def _answer_tool_result(tool_result: dict[str, Any], messages: Messages) -> str:
     """Put a tool's answer into plain words."""
     name, tool_input = _tool_call_for(tool_result.get("toolUseId", ""), messages)
     wanted = next((tool for tool in (TRAIN, STATUS, RESULTS, LIST, CANCEL) if _tool([name], tool)), name)
+    if name == BACKGROUND and tool_result.get("status") != "error":
+        return _answer_background(background_payload(tool_result), messages)
     payload = tool_payload(tool_result)
     if tool_result.get("status") == "error":
         reason = payload if isinstance(payload, str) else json.dumps(payload)
         return f"The task server answered {wanted} with an error: {reason}"
+    if wanted == TRAIN and isinstance(payload, str) and (dispatched := _dispatched(payload)) is not None:
+        return (f"Started training '{tool_input.get('model_name')}' for {tool_input.get('epochs')} epochs in my "
+                f"background as task {dispatched['task_id']} (status {dispatched['status']}). I answer you "
+                "meanwhile: ask me how it is going; its result comes into our conversation when it completes. "
+                "The work runs inside this agent's process.")
     if not isinstance(payload, dict):
         return f"{wanted} answered: {payload}"
     if wanted == TRAIN and "val_accuracy" in payload:  # a task-capable server ran it to the end (notebook 05)
@@ -545,6 +666,23 @@ def _answer_tool_result(tool_result: dict[str, Any], messages: Messages) -> str:
     if "task_id" in payload:  # check_task_status, cancel_task
         return _status_sentence(payload)
     return f"{wanted} answered: {json.dumps(payload, sort_keys=True)}"
+
+
+def _answer_background(payload: dict[str, Any], messages: Messages) -> str:
+    """Put ``strands_manage_background_task``'s answer (or a delivered result) into plain words."""
+    seen = _read_conversation(messages)
+
+    def known(item: dict[str, Any]) -> dict[str, Any]:
+        task = seen.tasks.get(item.get("task_id", ""))
+        return {**(asdict(task) if task else {}), **{k: v for k, v in item.items() if v is not None}}
+
+    if "tasks" in payload:
+        tasks = [item for item in payload["tasks"] if isinstance(item, dict)]
+        if not tasks:
+            return "I hold no background tasks."
+        return (f"I hold {len(tasks)} background task(s):\n"
+                + "\n".join(f"- {_background_sentence(known(item))}" for item in tasks))
+    return _background_sentence(known(payload))
 
 
 # -- speaking Strands' stream protocol ----------------------------------------------------------------
