@@ -570,13 +570,13 @@ def _plan_background(intent: str, task_id: str | None, seen: _Conversation, tool
     task once it delivered it, so asking it again would only say "not found".
     """
     task = seen.tasks.get(task_id) if task_id else seen.latest()
-    if intent == "list" or task is None:
+    task_id = task_id or (task.task_id if task else None)
+    if intent == "list" or task_id is None:
         return _call(tool_names, BACKGROUND, {"mode": "list"}, "list the background tasks")
-    if intent != "cancel" and task.status in ("completed", "failed", "cancelled"):
+    if task and intent != "cancel" and task.status in ("completed", "failed", "cancelled"):
         return _Turn(OFFLINE_LABEL + _background_sentence(asdict(task)) + " (Delivered earlier in this conversation.)")
     mode, doing = ("cancel", "cancel") if intent == "cancel" else ("get", "check")
-    return _call(tool_names, BACKGROUND, {"mode": mode, "task_id": task.task_id},
-                 f"{doing} background task {task.task_id}")
+    return _call(tool_names, BACKGROUND, {"mode": mode, "task_id": task_id}, f"{doing} background task {task_id}")
 
 
 def _background_sentence(data: dict[str, Any]) -> str:

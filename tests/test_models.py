@@ -7,6 +7,9 @@ tools and returning the same shapes, so the tests need no server and no network.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import threading
 from typing import Any
 
 import pytest
@@ -14,7 +17,11 @@ from pydantic import BaseModel
 from strands import Agent, tool
 
 from lab_helpers import config
-from lab_helpers.models import OFFLINE_LABEL, OfflineModel, describe_model, load_model, tool_payload
+from lab_helpers.models import (
+    BACKGROUND, BACKGROUND_FLAG, OFFLINE_LABEL, OfflineModel, background_payload, describe_model, load_model,
+    tool_payload,
+)
+from lab_helpers.waiting import eventually
 from patterns.task_records import TaskRecord, acknowledgement_text, notice_text
 
 TASK_ID = "3f1c2a9e-7b4d-4c1e-9a57-0d2f6e8b1c44"
@@ -330,3 +337,77 @@ def test_a_training_run_to_the_end_is_answered_with_its_scores() -> None:
     answer = ask(agent, "Train a model called native-net for 8 epochs")
     assert f"Trained 'native-net' for 8 epochs: val accuracy {RESULT['val_accuracy']:.3f}" in answer
     assert "as task" not in answer
+
+
+# -- the agent's own background tasks (Strands' BackgroundTasksConfig) ----------------------------------------
+def gated_agent(gate: threading.Event, **background: Any) -> Agent:
+    """An agent whose model_training runs in its background and ends when ``gate`` opens (or fails for 'bad')."""
+
+    @tool
+    async def model_training(model_name: str, epochs: int = 10, learning_rate: float = 0.3) -> dict[str, Any]:
+        """Train a small classifier."""
+        await asyncio.to_thread(gate.wait)
+        if model_name == "bad":
+            raise ValueError("learning rate far too high: the loss diverged")
+        return {"model_name": model_name, "epochs": epochs, **RESULT}
+
+    config_: dict[str, Any] = {"always": [model_training], "wait_for_completion": False, **background}
+    return Agent(model=OfflineModel(), tools=[model_training], callback_handler=None, background_tasks=config_)
+
+
+def background_statuses(agent: Agent) -> list[str]:
+    return [task["status"] for task in agent.state.get("strands.background_tasks") or []]
+
+
+def test_background_tasks_are_started_listed_and_delivered_together() -> None:
+    gate = threading.Event()
+    agent = gated_agent(gate, max_concurrency=1)
+    first = ask(agent, "Train a model called spiral-net for 20 epochs")
+    assert re.search(r"in my background as task [0-9a-f-]{36} \(status queued\)", first), first
+    ask(agent, "Train a model called bad for 5 epochs")
+    eventually(lambda: background_statuses(agent) == ["working", "queued"], 10, what="one working, one queued")
+    listing = ask(agent, "List my tasks")
+    assert "I hold 2 background task(s)" in listing
+    assert "training 'spiral-net' for 20 epochs is working" in listing
+    assert "training 'bad' for 5 epochs is queued: it waits for a free slot" in listing
+
+    gate.set()
+    eventually(lambda: background_statuses(agent) == ["completed", "failed"], 10, what="both tasks ended")
+    delivered = ask(agent, "What's the status of my task?")  # both results come in before the model answers
+    assert f"training 'spiral-net' for 20 epochs completed: val accuracy {RESULT['val_accuracy']:.3f}" in delivered
+    assert "training 'bad' for 5 epochs failed: learning rate far too high" in delivered
+    assert background_statuses(agent) == []
+
+
+def test_status_questions_use_the_task_server_when_it_is_there() -> None:
+    """An agent with both a task server and background tasks asks the server about the server's tasks."""
+    model = OfflineModel()
+    messages = [{"role": "user", "content": [{"text": f"What's the status of task {TASK_ID}?"}]}]
+    assert model.respond(messages, ["check_task_status", BACKGROUND]).tool == "check_task_status"
+    turn = model.respond(messages, ["model_training", BACKGROUND])
+    assert (turn.tool, turn.tool_input) == (BACKGROUND, {"mode": "get", "task_id": TASK_ID})
+
+
+@pytest.mark.parametrize(("prompt", "selectable", "flag"), [
+    ("Train a model called spiral-net for 20 epochs in the background", {"model_training"}, True),
+    ("Train spiral-net for 20 epochs, don't wait for it", {"model_training"}, True),
+    ("Train a model called spiral-net for 20 epochs", {"model_training"}, None),
+    ("Train a model called spiral-net for 20 epochs in the background", set(), None),
+])
+def test_the_background_flag_is_set_only_when_asked_and_offered(prompt: str, selectable: set[str],
+                                                                flag: bool | None) -> None:
+    turn = OfflineModel().respond([{"role": "user", "content": [{"text": prompt}]}],
+                                  ["model_training", BACKGROUND], selectable)
+    assert turn.tool == "model_training" and turn.tool_input.get(BACKGROUND_FLAG) == flag
+
+
+def test_background_payload_merges_the_status_and_the_tool_result() -> None:
+    delivered = {"toolUseId": TASK_ID, "status": "success", "content": [
+        {"json": {"task_id": TASK_ID, "tool_name": "model_training", "status": "failed",
+                  "error": {"type": "tool_error", "message": "diverged"}}},
+        {"text": json.dumps({"model_name": "spiral-net", "epochs": 20})},
+    ]}
+    assert background_payload(delivered) == {"model_name": "spiral-net", "epochs": 20, "task_id": TASK_ID,
+                                             "tool_name": "model_training", "status": "failed", "error": "diverged"}
+    listing = {"content": [{"json": {"tasks": [{"task_id": TASK_ID, "status": "working"}]}}]}
+    assert background_payload(listing) == {"tasks": [{"task_id": TASK_ID, "status": "working"}]}
