@@ -1,8 +1,8 @@
-"""How every server in ``servers/`` (and the AgentCore emulator) is built and served as an ASGI app.
+"""How the MCP servers in ``servers/`` are built and served as ASGI apps.
 
 ASGI is Python's interface between an async web application and the server that runs it (uvicorn here).
-Plumbing: the lessons' patterns are in ``servers/patterns/``. Three things here fix behaviour of the stock
-mcp 2.x server and uvicorn that would otherwise bite attendees:
+Plumbing: the lessons' patterns are in ``servers/patterns/``. Two things here fix behaviour of the stock
+mcp 2.x server that would otherwise bite attendees:
 
 * :class:`LabMCPServer` rejects tool arguments the tool does not declare. The
   stock server silently ignores them, so a typo such as ``epoch=5`` would quietly
@@ -11,17 +11,8 @@ mcp 2.x server and uvicorn that would otherwise bite attendees:
   validates with pydantic in lax mode, which takes JSON ``true`` as ``epochs=1`` and
   ``"10"`` as 10 (an integer argument takes a whole number, a number argument also
   takes an integer such as 1: ``learning_rate=1`` is fine).
-* :func:`serve` runs the app under uvicorn with a 75 s keep-alive. ``MCPServer.run``
-  keeps uvicorn's 5 s default, which races the client's own ~5 s idle-connection
-  drop: a client polling every ~5 s then sees ``ReadError`` now and then
-  (the 5-second keep-alive race, measured in this repository's early benchmarks).
-* :class:`_HttpProtocol` is uvicorn's httptools protocol (a third faster per call than
-  its h11 one, which kept the Memory emulator under its benchmark target) and also
-  cancels the keep-alive timer of a connection that was reset. uvicorn 0.54 cancels
-  it only on a clean close, and the mcp client resets
-  its connection after every streamed answer, so each call's connection objects
-  (about 8 KB) stayed alive for the whole 75 s keep-alive: a polling client grew
-  the server's memory with every call (seen in ``bench/task_load.py``).
+* :func:`serve` runs the app with :func:`lab_helpers.http_serving.run_app` (a 75 s keep-alive and
+  uvicorn's httptools protocol with its keep-alive timer fixed: why, there).
 
 A server script ends with ``serve(build_server(...))``; :mod:`lab_helpers.processes` starts it
 with ``--host`` and ``--port`` and waits for ``GET /health`` to answer.
@@ -29,19 +20,14 @@ with ``--host`` and ``--port`` and waits for ``GET /health`` to answer.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import uvicorn
 from jsonschema import Draft202012Validator
-# uvicorn exports no protocol class: subclassing its httptools one is the only way to fix its keep-alive timer.
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPDeprecationWarning
@@ -50,11 +36,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from lab_helpers import config
+from lab_helpers.http_serving import parse_args, run_app, with_shutdown
 from patterns.event_store import InMemoryEventStore
 from lab_helpers.training import EPOCH_SECONDS
-
-#: How long idle HTTP connections stay open: well above any client's poll interval.
-KEEP_ALIVE_SECONDS = 75
 
 #: How long a client waits before reconnecting to a dropped, resumable stream.
 RETRY_INTERVAL_MS = 200
@@ -170,46 +154,6 @@ class LabMCPServer(MCPServer):
         return await super().call_tool(name, arguments, context)
 
 
-class _HttpProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, also releasing the keep-alive timer when a connection is reset."""
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self._unset_keepalive_if_required()
-
-
-def parse_args(
-    argv: Sequence[str] | None = None,
-    description: str | None = None,
-    default_port: int = 8000,
-    *,
-    resumable: bool = False,
-    extra: Callable[[argparse.ArgumentParser], None] | None = None,
-) -> argparse.Namespace:
-    """The command line every server script accepts (AgentCore Runtime's ports: 8000 for MCP, 8080 for agents).
-
-    ``resumable`` adds ``--resumable`` (mcp servers served by :func:`serve`); ``extra`` adds a server's own options.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    # LAB_HOST=0.0.0.0 is how a deployment to AWS AgentCore Runtime makes a server reachable inside its microVM.
-    host = os.environ.get("LAB_HOST", "").strip() or "127.0.0.1"
-    parser.add_argument("--host", default=host, help=f"address to bind (default: LAB_HOST, else 127.0.0.1; now {host})")
-    parser.add_argument("--port", type=int, default=default_port,
-                        help=f"port to listen on (default: {default_port}, as on AgentCore Runtime)")
-    if resumable:
-        parser.add_argument(
-            "--resumable",
-            action="store_true",
-            help="keep sent events in an event store so a dropped stream can be resumed with Last-Event-ID",
-        )
-    if extra is not None:
-        extra(parser)
-    args = parser.parse_args(argv)
-    if not 0 < args.port < 65536:
-        parser.error(f"--port must be between 1 and 65535, got {args.port}")
-    return args
-
-
 def serve(
     server: MCPServer,
     argv: Sequence[str] | None = None,
@@ -243,42 +187,3 @@ def serve(
         "%s serving on http://%s:%d/mcp%s", server.name, args.host, args.port, " (resumable)" if event_store else ""
     )
     run_app(app, args.host, args.port)
-
-
-def with_shutdown(app: Any, on_shutdown: Callable[[], Awaitable[None]]) -> Any:
-    """``app`` (a Starlette app) with ``on_shutdown`` awaited first when it stops, before its own lifespan ends.
-
-    That is while the event loop and the app's background work still run: the place to end running work
-    cleanly (code after ``uvicorn.run`` never runs on SIGTERM, which uvicorn re-raises once it has stopped).
-    """
-    lifespan = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def wrapped(app: Any) -> AsyncIterator[Any]:
-        async with lifespan(app) as state:
-            try:
-                yield state
-            finally:
-                await on_shutdown()
-
-    app.router.lifespan_context = wrapped
-    return app
-
-
-def run_app(app: Any, host: str, port: int) -> None:
-    """Serve an ASGI app the workbench's way (the MCP servers and the AgentCore emulator alike).
-
-    httptools with the keep-alive timer fix, a 75 s keep-alive, a 3 s graceful
-    shutdown so ``ServerProcess.stop()`` never hangs, and no per-request log lines.
-    """
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=_HttpProtocol,
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        timeout_graceful_shutdown=3,
-        log_level="warning",
-        access_log=False,
-    )
-    uvicorn.Server(config).run()

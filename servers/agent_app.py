@@ -47,7 +47,7 @@ from lab_helpers import config
 from patterns.caller_identity import ACTOR_HEADER, MEMORY_HEADER, SESSION_HEADER, Identity, IdentityError
 from patterns.caller_identity import identity_from_headers
 from lab_helpers.models import describe_model, load_model
-from lab_helpers.asgi import parse_args, run_app
+from lab_helpers.http_serving import parse_args, run_app
 from patterns.task_records import settle_notices
 
 #: How long to wait for the task server before answering without it.

@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lab_helpers import config
-from lab_helpers.asgi import parse_args, run_app
+from lab_helpers.http_serving import parse_args, run_app
 from lab_helpers.training import EpochScores, train_with_settings, validate_request
 
 settings = config.load()

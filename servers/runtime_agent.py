@@ -57,7 +57,7 @@ from bedrock_agentcore.runtime.models import PingStatus
 from starlette.exceptions import HTTPException
 
 from lab_helpers import config
-from lab_helpers.asgi import parse_args, run_app
+from lab_helpers.http_serving import parse_args, run_app
 from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, train_with_settings, validate_request
 
 TRACKING_WAYS = ("decorator", "manual", "custom_ping")

@@ -9,7 +9,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from lab_helpers.asgi import _HttpProtocol, parse_args
+from lab_helpers.http_serving import _HttpProtocol, parse_args
 
 
 def test_defaults_bind_loopback_on_the_runtime_port() -> None:
