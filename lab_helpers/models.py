@@ -470,7 +470,9 @@ class OfflineModel(Model):
             return _Turn(OFFLINE_LABEL + _help())
         results = _unanswered_results(messages)
         if results:
-            return _Turn(OFFLINE_LABEL + "\n".join(_answer_tool_result(result, messages) for result in results))
+            # dict.fromkeys: a cancelled background task is answered by the cancel and again by its delivery
+            answers = dict.fromkeys(_answer_tool_result(result, messages) for result in results)
+            return _Turn(OFFLINE_LABEL + "\n".join(answers))
         text = " ".join(_texts(last))
         seen = _read_conversation(messages)
         if parse_notice(text) is not None:  # not typed by anyone: say what it means

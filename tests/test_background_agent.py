@@ -8,6 +8,7 @@ and the restored agent reports the task failed.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import re
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from lab_helpers.waiting import eventually
 
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 TIMEOUT = 60.0
+#: A run that cannot end during a test at any load (2,000 s at the test time scale): it is cancelled or killed.
+LONG_EPOCHS = 100_000
 
 
 def _load() -> ModuleType:
@@ -55,8 +58,9 @@ def started_task(answer: str) -> str:
 
 
 def test_answers_at_once_reports_queued_and_working_and_delivers_the_result(settings: config.Settings) -> None:
+    settings = dataclasses.replace(settings, max_epochs=LONG_EPOCHS)
     agent = background_agent.build_agent(settings, max_concurrency=1, model=OfflineModel())
-    long_id = started_task(ask(agent, f"Train a model called marathon for {settings.max_epochs} epochs"))
+    long_id = started_task(ask(agent, f"Train a model called marathon for {LONG_EPOCHS} epochs"))
     # The invocation has returned, and the run it started has not ended: it is the agent's background task.
     assert statuses(agent)[long_id] in ("queued", "working")
     short_id = started_task(ask(agent, "Train a model called sprint for 3 epochs"))
@@ -64,13 +68,13 @@ def test_answers_at_once_reports_queued_and_working_and_delivers_the_result(sett
     assert statuses(agent)[short_id] == "queued"  # max_concurrency=1: it waits for the marathon's slot
 
     listing = ask(agent, "List my tasks")
-    assert f"{long_id} training 'marathon' for {settings.max_epochs} epochs is working" in listing
+    assert f"{long_id} training 'marathon' for {LONG_EPOCHS} epochs is working" in listing
     assert f"{short_id} training 'sprint' for 3 epochs is queued" in listing
     assert "is queued" in ask(agent, "What's the status of my task?")  # the latest task: sprint
     assert "is working" in ask(agent, f"What's the status of task {long_id}?")
 
     cancelled = ask(agent, f"Cancel task {long_id}")
-    assert f"{long_id} training 'marathon' for {settings.max_epochs} epochs cancelled" in cancelled
+    assert f"{long_id} training 'marathon' for {LONG_EPOCHS} epochs cancelled" in cancelled
     eventually(lambda: statuses(agent).get(short_id) == "completed", TIMEOUT, what="sprint completed")
 
     delivered = ask(agent, "How is my training going?")  # Strands delivers the ended tasks before the model answers
@@ -107,7 +111,7 @@ def test_wait_for_completion_answers_first_and_returns_with_the_result(settings:
 def agent_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("background-agent")
     settings = config.load(env={}, time_scale=0.02, artifacts_dir=tmp / "artifacts", logs_dir=tmp / "logs",
-                           state_dir=tmp / "state", max_epochs=1000)
+                           state_dir=tmp / "state", max_epochs=LONG_EPOCHS)
     with ServerProcess("background_agent.py", settings=settings, ready_path="/ping") as process:
         yield process
 
@@ -124,7 +128,7 @@ def ping(process: ServerProcess) -> str:
 
 
 def test_the_work_ends_with_the_agent_process(agent_process: ServerProcess) -> None:
-    first = invoke(agent_process, "Train a model called doomed-net for 1000 epochs")
+    first = invoke(agent_process, f"Train a model called doomed-net for {LONG_EPOCHS} epochs")
     task_id = started_task(first["answer"])
     assert [task["status"] for task in first["background_tasks"]] in (["queued"], ["working"])
     assert ping(agent_process) == "HealthyBusy"  # on AgentCore Runtime, busy keeps the session alive
@@ -136,7 +140,7 @@ def test_the_work_ends_with_the_agent_process(agent_process: ServerProcess) -> N
     after = invoke(agent_process, "How is my training going?")
     assert after["pid"] != first["pid"]
     # The saved agent state remembered the task; Strands cannot resume it and says so.
-    assert (f"{task_id} training 'doomed-net' for 1000 epochs failed: "
+    assert (f"{task_id} training 'doomed-net' for {LONG_EPOCHS} epochs failed: "
             "Background task cannot resume after restoring persisted state") in after["answer"]
     assert after["background_tasks"] == []
     assert not list(agent_process.settings.artifacts_dir.glob("doomed-net*"))
