@@ -40,7 +40,7 @@ from strands.session import FileSessionManager, SessionManager
 from strands.types.tools import AgentTool, ToolContext
 
 from lab_helpers import config
-from lab_helpers.asgi import parse_args, run_app
+from lab_helpers.http_serving import parse_args, run_app
 from lab_helpers.models import load_model
 from lab_helpers.training import DEFAULT_LEARNING_RATE, EpochScores, train_with_settings
 
