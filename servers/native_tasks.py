@@ -15,6 +15,10 @@ middle of is started again from epoch 1 by the restarted server (Docket redelive
 it once its worker's lease has lapsed, ``REDELIVERY_SECONDS``). A graceful stop
 (SIGTERM) ends running tasks instead: ``failed`` at their next epoch, saying why. Run:
 ``python servers/native_tasks.py --port 8000 --backend redis://127.0.0.1:6379/0``.
+
+To scale out (notebook 08), ``--no-worker`` makes this process only accept calls and answer about tasks, and
+worker processes on the same Redis run them: ``python servers/task_worker.py --backend redis://...``, as many
+as the load needs.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from lab_helpers import config
-from lab_helpers.asgi import parse_args, run_app, with_shutdown
+from lab_helpers.http_serving import parse_args, run_app, with_shutdown
 from native_tasks import WORKER_CONCURRENCY, backend_kind, build_server
 
 log = logging.getLogger("task_worker")
