@@ -6,10 +6,14 @@ tiny model with NumPy: a 2-16-1 multilayer perceptron learning two interleaving
 spirals, epoch by epoch, scoring itself on a training and a held-out validation
 set after every epoch and saving its weights to a file whose path it returns.
 
-Each epoch's arithmetic takes well under a millisecond; the lesson's sense of
-"long-running" comes from pacing (``epoch_seconds * time_scale``, an awaited
-sleep per epoch), so hundreds of runs can share one event loop and every epoch
-is a point where a run can be cancelled. Everything is seeded (by default from
+Each epoch's arithmetic takes about half a millisecond of CPU; the lesson's sense
+of "long-running" comes from pacing (``epoch_seconds * time_scale`` per epoch, a
+stand-in for a real model's compute), and every epoch is a point where a run can be
+cancelled. :class:`TrainingRun` is the run itself, one epoch at a time;
+:func:`train_model` paces it on an event loop (notebook 01's server), and
+:func:`training_job` in a worker process (notebooks 02 and 03's task servers,
+``servers/patterns/worker_pool.py``), where a thousand runs do not hold the loop
+that answers calls. Everything is seeded (by default from
 the model name), so the same request gives the same numbers, and
 :func:`load_artifact` with :func:`make_dataset` lets a notebook prove that the
 saved file is the model that earned the reported scores.
@@ -30,14 +34,17 @@ import uuid
 import zipfile
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lab_helpers.config import Settings
+
+if TYPE_CHECKING:  # the pool imports nothing from here; only the type is needed
+    from patterns.worker_pool import WorkerPool
 
 #: Length of one epoch at time scale 1 (the reading pace; multiplied by the time scale): a run of 20 epochs reads along in 20 s.
 EPOCH_SECONDS = 1.0
@@ -332,6 +339,103 @@ def load_artifact(path: str | os.PathLike[str]) -> TrainedModel:
     return TrainedModel(weights=weights, mean=mean, std=std, metadata=metadata)
 
 
+class TrainingRun:
+    """One training run, advanced one epoch at a time by whoever paces it.
+
+    The arithmetic of a run without its pacing: :func:`train_model` drives it on an event loop (awaiting
+    between epochs), :func:`training_job` in a worker process (pausing where a cancel can land). Building it
+    validates the request and makes the data; :meth:`epoch` trains and scores one epoch; :meth:`save` writes
+    the artifact of a finished run and returns its :class:`TrainingResult`.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        epochs: int,
+        *,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        max_epochs: int = 1000,
+        artifacts_dir: Path,
+        seed: int | None = None,
+    ) -> None:
+        validate_request(model_name, epochs, max_epochs=max_epochs, learning_rate=learning_rate)
+        if seed is None:
+            seed = seed_for(model_name)
+        elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ValueError(f"seed must be a whole number >= 0, got {_shown(seed)}")
+        self.model_name, self.seed, self.epochs = model_name, int(seed), int(epochs)
+        self.learning_rate = float(learning_rate)
+        self.artifacts_dir = Path(artifacts_dir)
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)  # fail now, not after the whole run
+        self.started = time.monotonic()
+        X_train, y_train, X_val, y_val = make_dataset(self.seed)
+        self.mean, self.std = X_train.mean(axis=0), X_train.std(axis=0)
+        self._X_train = _standardise(X_train, self.mean, self.std)
+        self._X_val = _standardise(X_val, self.mean, self.std)
+        self._y_train, self._y_val = y_train.astype(float), y_val.astype(float)
+        self._rng = np.random.default_rng([self.seed, _TRAINING_STREAM])
+        self.weights = _init_weights(self._rng)
+        self._velocity = {name: np.zeros_like(value) for name, value in self.weights.items()}
+        # The untrained loss (about ln 2) is the yardstick for divergence: epoch 1's
+        # loss would not do, as a huge learning rate has already diverged by then.
+        self._divergence_limit = DIVERGENCE_FACTOR * _scores(self.weights, self._X_train, self._y_train)[0]
+        self.history: list[EpochScores] = []
+
+    def epoch(self) -> EpochScores:
+        """Train and score the next epoch (not yet in :attr:`history`: the pacer adds it once the epoch is over)."""
+        epoch = len(self.history) + 1
+        # Overflow is checked below as a TrainingError, so NumPy need not warn about it.
+        with np.errstate(over="ignore", invalid="ignore"):
+            _train_epoch(self.weights, self._velocity, self._X_train, self._y_train, self._rng, self.learning_rate)
+            train_loss, train_accuracy = _scores(self.weights, self._X_train, self._y_train)
+            val_loss, val_accuracy = _scores(self.weights, self._X_val, self._y_val)
+        if not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > self._divergence_limit:
+            raise TrainingError(
+                f"training {self.model_name!r} diverged at epoch {epoch}/{self.epochs} (training loss "
+                f"{train_loss:.3g}, untrained {self._divergence_limit / DIVERGENCE_FACTOR:.3g}) with learning_rate "
+                f"{self.learning_rate:g}; try a lower learning rate such as {DEFAULT_LEARNING_RATE:g}"
+            )
+        return EpochScores(epoch=epoch, epochs=self.epochs, train_loss=train_loss, train_accuracy=train_accuracy,
+                           val_loss=val_loss, val_accuracy=val_accuracy, elapsed_seconds=0.0)
+
+    def ended(self, scores: EpochScores) -> EpochScores:
+        """``scores`` stamped with the time the (paced) epoch ended, and kept in the history."""
+        scores = replace(scores, elapsed_seconds=time.monotonic() - self.started)
+        self.history.append(scores)
+        return scores
+
+    def save(self) -> TrainingResult:
+        """Write the artifact of the finished run; its result."""
+        final = self.history[-1]
+        metadata = {
+            "format": ARTIFACT_FORMAT,
+            "model_name": self.model_name,
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "learning_rate": self.learning_rate,
+            "train_accuracy": final.train_accuracy,
+            "val_accuracy": final.val_accuracy,
+            "train_loss": final.train_loss,
+            "val_loss": final.val_loss,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        artifact_path = _save_artifact(self.artifacts_dir, self.model_name, self.weights, self.mean, self.std,
+                                       metadata)
+        return TrainingResult(
+            model_name=self.model_name,
+            epochs=self.epochs,
+            train_accuracy=final.train_accuracy,
+            val_accuracy=final.val_accuracy,
+            train_loss=final.train_loss,
+            val_loss=final.val_loss,
+            history=list(self.history),
+            artifact_path=artifact_path,
+            seconds=time.monotonic() - self.started,
+            seed=self.seed,
+            learning_rate=self.learning_rate,
+        )
+
+
 async def train_model(
     model_name: str,
     epochs: int,
@@ -344,7 +448,7 @@ async def train_model(
     seed: int | None = None,
     on_epoch: OnEpoch | None = None,
 ) -> TrainingResult:
-    """Train the spiral classifier for ``epochs`` epochs and save it under ``artifacts_dir``.
+    """Train the spiral classifier for ``epochs`` epochs on the event loop and save it under ``artifacts_dir``.
 
     Every epoch lasts at least ``epoch_seconds * time_scale`` seconds (0: no
     pacing) and ends by awaiting, so concurrent runs share the event loop and a
@@ -352,89 +456,52 @@ async def train_model(
     async) receives the epoch's :class:`EpochScores`. A loss that is not finite
     or grows past ``DIVERGENCE_FACTOR`` times the untrained loss raises
     :class:`TrainingError`. Only a run that finishes writes an artifact.
+    (The task servers of notebooks 02 and 03 run :func:`training_job` in worker processes instead.)
     """
-    validate_request(model_name, epochs, max_epochs=max_epochs, learning_rate=learning_rate)
     _check_seconds("time_scale", time_scale)
     _check_seconds("epoch_seconds", epoch_seconds)
-    if seed is None:
-        seed = seed_for(model_name)
-    elif isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed must be a whole number >= 0, got {_shown(seed)}")
-    seed, epochs, learning_rate = int(seed), int(epochs), float(learning_rate)
-    artifacts_dir = Path(artifacts_dir)
-    artifacts_dir.mkdir(parents=True, exist_ok=True)  # fail now, not after the whole run
+    run = TrainingRun(model_name, epochs, learning_rate=learning_rate, max_epochs=max_epochs,
+                      artifacts_dir=artifacts_dir, seed=seed)
     epoch_budget = epoch_seconds * time_scale
-
-    started = time.monotonic()
-    X_train, y_train, X_val, y_val = make_dataset(seed)
-    mean, std = X_train.mean(axis=0), X_train.std(axis=0)
-    X_train, X_val = _standardise(X_train, mean, std), _standardise(X_val, mean, std)
-    y_train_f, y_val_f = y_train.astype(float), y_val.astype(float)
-    rng = np.random.default_rng([seed, _TRAINING_STREAM])
-    weights = _init_weights(rng)
-    velocity = {name: np.zeros_like(value) for name, value in weights.items()}
-    # The untrained loss (about ln 2) is the yardstick for divergence: epoch 1's
-    # loss would not do, as a huge learning rate has already diverged by then.
-    divergence_limit = DIVERGENCE_FACTOR * _scores(weights, X_train, y_train_f)[0]
-
-    history: list[EpochScores] = []
-    for epoch in range(1, epochs + 1):
+    for _ in range(run.epochs):
         epoch_started = time.monotonic()
-        # Overflow is checked below as a TrainingError, so NumPy need not warn about it.
-        with np.errstate(over="ignore", invalid="ignore"):
-            _train_epoch(weights, velocity, X_train, y_train_f, rng, learning_rate)
-            train_loss, train_accuracy = _scores(weights, X_train, y_train_f)
-            val_loss, val_accuracy = _scores(weights, X_val, y_val_f)
-        if not (math.isfinite(train_loss) and math.isfinite(val_loss)) or train_loss > divergence_limit:
-            raise TrainingError(
-                f"training {model_name!r} diverged at epoch {epoch}/{epochs} (training loss {train_loss:.3g}, "
-                f"untrained {divergence_limit / DIVERGENCE_FACTOR:.3g}) with learning_rate {learning_rate:g}; "
-                f"try a lower learning rate such as {DEFAULT_LEARNING_RATE:g}"
-            )
+        scores = run.epoch()
         # Always yield once per epoch, even unpaced: other runs get their turn and cancellation can land.
         await asyncio.sleep(max(0.0, epoch_budget - (time.monotonic() - epoch_started)))
-        scores = EpochScores(
-            epoch=epoch,
-            epochs=epochs,
-            train_loss=train_loss,
-            train_accuracy=train_accuracy,
-            val_loss=val_loss,
-            val_accuracy=val_accuracy,
-            elapsed_seconds=time.monotonic() - started,
-        )
-        history.append(scores)
+        scores = run.ended(scores)
         if on_epoch is not None:
             reply = on_epoch(scores)
             if inspect.isawaitable(reply):
                 await reply
+    return run.save()
 
-    final = history[-1]
-    metadata = {
-        "format": ARTIFACT_FORMAT,
-        "model_name": model_name,
-        "epochs": epochs,
-        "seed": seed,
-        "learning_rate": learning_rate,
-        "train_accuracy": final.train_accuracy,
-        "val_accuracy": final.val_accuracy,
-        "train_loss": final.train_loss,
-        "val_loss": final.val_loss,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    artifact_path = _save_artifact(artifacts_dir, model_name, weights, mean, std, metadata)
-    return TrainingResult(
-        model_name=model_name,
-        epochs=epochs,
-        train_accuracy=final.train_accuracy,
-        val_accuracy=final.val_accuracy,
-        train_loss=final.train_loss,
-        val_loss=final.val_loss,
-        history=history,
-        artifact_path=artifact_path,
-        seconds=time.monotonic() - started,
-        seed=seed,
-        learning_rate=learning_rate,
-    )
+
+def training_job(
+    report: Callable[[int, str], None],
+    pause: Callable[[float], None],
+    *,
+    model_name: str,
+    epochs: int,
+    learning_rate: float,
+    time_scale: float,
+    max_epochs: int,
+    artifacts_dir: str,
+) -> dict[str, Any]:
+    """One training run as a worker process runs it (``patterns.worker_pool``): plain arguments in, a dict out.
+
+    ``pause(seconds)`` waits out the rest of each epoch's pacing and is where a cancel lands (it raises);
+    ``report(epoch, summary)`` sends the progress to the server after every epoch.
+    """
+    run = TrainingRun(model_name, epochs, learning_rate=learning_rate, max_epochs=max_epochs,
+                      artifacts_dir=Path(artifacts_dir))
+    epoch_budget = EPOCH_SECONDS * time_scale
+    for _ in range(run.epochs):
+        epoch_started = time.monotonic()
+        scores = run.epoch()
+        pause(max(0.0, epoch_budget - (time.monotonic() - epoch_started)))
+        scores = run.ended(scores)
+        report(scores.epoch, scores.summary())
+    return run.save().to_dict()
 
 
 async def train_with_settings(
@@ -459,18 +526,18 @@ async def train_with_settings(
 
 
 def training_work(
-    settings: Settings, model_name: str, epochs: int, *, learning_rate: float = DEFAULT_LEARNING_RATE
+    settings: Settings, pool: WorkerPool, model_name: str, epochs: int, *, learning_rate: float = DEFAULT_LEARNING_RATE
 ) -> Callable[[Callable[[int, str], None]], Awaitable[dict[str, Any]]]:
     """The background work a task server runs for one training request (``TaskManager.submit``'s ``work``).
 
-    It reports ``(epoch, scores summary)`` after every epoch and returns the result as a plain dict.
+    The training runs in one of ``pool``'s worker processes (:func:`training_job`), off the server's event
+    loop; it reports ``(epoch, scores summary)`` after every epoch and returns the result as a plain dict.
     """
+    job = {"model_name": model_name, "epochs": epochs, "learning_rate": learning_rate,
+           "time_scale": settings.time_scale, "max_epochs": settings.max_epochs,
+           "artifacts_dir": str(settings.artifacts_dir)}
 
     async def work(report: Callable[[int, str], None]) -> dict[str, Any]:
-        def on_epoch(scores: EpochScores) -> None:
-            report(scores.epoch, scores.summary())
-
-        result = await train_with_settings(settings, model_name, epochs, learning_rate=learning_rate, on_epoch=on_epoch)
-        return result.to_dict()
+        return await pool.run(training_job, job, report)
 
     return work

@@ -357,7 +357,8 @@ class ProgressPanel:
 
 
 #: Text colour of each task status in the board's HTML table.
-_STATUS_COLORS = {"submitted": "black", "running": "blue", "completed": "green", "failed": "red", "cancelled": "grey"}
+_STATUS_COLORS = {"submitted": "black", "queued": "darkorange", "running": "blue", "completed": "green", "failed": "red",
+                  "cancelled": "grey"}
 
 _BOARD_COLUMNS = ("ID", "MODEL", "STATUS", "PROGRESS", "AGE", "MESSAGE")
 

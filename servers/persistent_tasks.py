@@ -24,7 +24,11 @@ Every tool needs the caller's identity (``servers/patterns/caller_identity.py``)
 (https://aws.amazon.com/blogs/machine-learning/build-long-running-mcp-servers-on-amazon-bedrock-agentcore-with-strands-agents-integration/). The server runs stateless (as AgentCore Runtime hosts MCP servers), so that
 ``Mcp-Session-Id`` is the client's to set. A caller only ever sees its own tasks.
 
-Run: ``python servers/persistent_tasks.py --port 8000`` (with the Memory endpoint and
+The trainings run in notebook 02's bounded pool of worker processes (``servers/patterns/worker_pool.py``);
+a task waiting for a free worker is ``queued`` live, and recorded as ``started`` with that message, so a
+crash while it waits still leaves it ``interrupted`` in Memory.
+
+Run: ``python servers/persistent_tasks.py --port 8000 [--workers N]`` (with the Memory endpoint and
 credentials in the environment: ``lab_helpers.agentcore.use_agentcore()`` sets them).
 Nothing happens at import: ``build_server`` makes the server, ``main`` connects to Memory and serves it.
 """
@@ -47,6 +51,7 @@ from patterns.memory_outbox import MemoryUnavailable, TaskMemory, memory_client
 from patterns.task_records import TaskRecord, now_iso, training_summary
 from patterns.task_registry import SHUTDOWN_MESSAGE, Task, TaskLookupError, TaskManager, TaskStatus, parse_task_id
 from patterns.tool_errors import tool_errors
+from patterns.worker_pool import WorkerPool, split_workers_option
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ class TaskRequest:
 def record_of(task: Task) -> TaskRecord:
     """The record of a live task's current state (work cut short by a server shutdown is ``interrupted``)."""
     request: TaskRequest = task.owner
-    status = "started" if task.status is TaskStatus.RUNNING else task.status.value
+    # Memory knows a task from its start: a queued one is recorded as started (its message says queued).
+    status = "started" if task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING) else task.status.value
     if task.status is TaskStatus.CANCELLED and task.message == SHUTDOWN_MESSAGE:
         status = "interrupted"
     result = training_summary(task.result) if task.result else None
@@ -68,13 +74,21 @@ def record_of(task: Task) -> TaskRecord:
                       progress=task.progress, message=task.message, error=task.error, result=result)
 
 
-def recording_registry(settings: config.Settings, memory: TaskMemory) -> TaskManager:
+def recording_registry(settings: config.Settings, memory: TaskMemory, pool: WorkerPool) -> TaskManager:
     """Notebook 02's task registry, with every transition of every task recorded in Memory for its caller."""
+    queued: set[str] = set()  # recorded as started when queued: not recorded twice when they start
 
     def on_change(task: Task) -> None:
+        if task.status is TaskStatus.QUEUED:
+            queued.add(task.task_id)
+        elif task.status is TaskStatus.RUNNING and task.task_id in queued:
+            return
+        else:
+            queued.discard(task.task_id)
         memory.record(record_of(task), task.owner.identity)
 
-    return TaskManager(retention_seconds=settings.scaled(settings.task_retention_seconds), on_change=on_change)
+    return TaskManager(retention_seconds=settings.scaled(settings.task_retention_seconds), on_change=on_change,
+                       max_running=pool.size)
 
 
 def _caller(ctx: Context) -> Identity:
@@ -134,13 +148,13 @@ def _stored(memory: TaskMemory, identity: Identity, task_id: str) -> tuple[TaskR
     return record, where
 
 
-def build_server(settings: config.Settings, memory: TaskMemory, tasks: TaskManager) -> LabMCPServer:
-    """The server and its tools: ``tasks`` runs the trainings, ``memory`` records and recalls their fate."""
+def build_server(settings: config.Settings, memory: TaskMemory, tasks: TaskManager, pool: WorkerPool) -> LabMCPServer:
+    """The server and its tools: ``tasks`` runs the trainings in ``pool``, ``memory`` records and recalls their fate."""
     server = LabMCPServer(
         "persistent-tasks",
         settings,
         info=lambda: {"tasks": len(tasks), "waiting_on_disk": len(memory.outbox()),
-                      "state_dir": str(memory.outbox_dir.parent)},
+                      "state_dir": str(memory.outbox_dir.parent), **pool.describe()},
         instructions="Starts training runs in the background; their outcome is recorded in AgentCore Memory.",
     )
 
@@ -156,7 +170,7 @@ def build_server(settings: config.Settings, memory: TaskMemory, tasks: TaskManag
         identity = _caller(ctx)
         with tool_errors(ValueError):
             validate_request(model_name, epochs, max_epochs=settings.max_epochs, learning_rate=learning_rate)
-        work = training_work(settings, model_name, epochs, learning_rate=learning_rate)
+        work = training_work(settings, pool, model_name, epochs, learning_rate=learning_rate)
         task = tasks.submit(model_name, epochs, work, owner=TaskRequest(identity, learning_rate))
         return {
             **task.to_dict(tasks.now()),
@@ -206,7 +220,7 @@ def build_server(settings: config.Settings, memory: TaskMemory, tasks: TaskManag
 
     @server.tool()
     async def cancel_task(ctx: Context, task_id: str) -> dict[str, Any]:
-        """Stop one of your running tasks; it ends as cancelled, and that is recorded in Memory."""
+        """Stop one of your queued or running tasks; it ends as cancelled, and that is recorded in Memory."""
         identity, task_id = _caller(ctx), _task_id(task_id)
         task = _live(tasks, identity, task_id)
         if task is None:
@@ -222,9 +236,11 @@ def build_server(settings: config.Settings, memory: TaskMemory, tasks: TaskManag
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Record what an earlier process left open as interrupted, send what waits on disk, then serve."""
+    workers, argv = split_workers_option(argv)
     settings = config.load()
     memory = TaskMemory(settings.state_dir / "persistent_tasks", memory_client(settings.region))
-    tasks = recording_registry(settings, memory)
+    pool = WorkerPool(workers)
+    tasks = recording_registry(settings, memory, pool)
     recovered = memory.recover()
     waiting = memory.flush()
     print(f"persistent-tasks: {len(recovered)} interrupted task(s) recorded, {waiting} record(s) still waiting "
@@ -237,10 +253,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         sent before the process exits (whatever Memory refuses stays in the outbox for the next start).
         """
         await tasks.shutdown()
+        await pool.close()
         left = await asyncio.to_thread(memory.flush)
         print(f"persistent-tasks: stopping; {left} record(s) left waiting for Memory", flush=True)
 
-    serve(build_server(settings, memory, tasks), argv, stateless=True, on_shutdown=stop_gracefully)
+    serve(build_server(settings, memory, tasks, pool), argv, stateless=True, on_shutdown=stop_gracefully)
 
 
 if __name__ == "__main__":

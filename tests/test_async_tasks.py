@@ -1,9 +1,12 @@
-"""servers/async_tasks.py over real HTTP: every tool and state, cancel, failure, expiry, bad input, restart."""
+"""servers/async_tasks.py over real HTTP: every tool and state, cancel, failure, the bounded pool and its queue,
+a killed worker, expiry, bad input, restart."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import signal
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,9 +31,13 @@ def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings
                        max_epochs=500)
 
 
+#: The module server's pool: fixed, so that what is queued does not depend on this machine's CPUs.
+WORKERS = 2
+
+
 @pytest.fixture(scope="module")
 def server(module_settings: config.Settings) -> Iterator[ServerProcess]:
-    with ServerProcess("async_tasks.py", settings=module_settings) as process:
+    with ServerProcess("async_tasks.py", "--workers", str(WORKERS), settings=module_settings) as process:
         yield process
 
 
@@ -73,7 +80,7 @@ def test_start_returns_at_once_and_results_come_from_a_new_connection(
             return task, time.monotonic() - started
 
     task, took = asyncio.run(start())
-    assert task["status"] in ("submitted", "running") and task["progress"] < epochs, "the answer came before the work"
+    assert task["status"] in ("submitted", "queued", "running") and task["progress"] < epochs, "the answer came before the work"
     assert uuid.UUID(task["task_id"])
 
     async def come_back() -> tuple[dict[str, Any], dict[str, Any]]:  # a brand-new client, only the id in hand
@@ -171,34 +178,79 @@ def test_an_integer_is_a_number_a_learning_rate_of_1_is_accepted(server: ServerP
     assert asyncio.run(scenario())["learning_rate"] == 1.0
 
 
-def test_hundreds_of_tasks_at_once_all_complete_and_status_stays_fast(server: ServerProcess) -> None:
-    """A status check costs about what a call that does nothing costs (the floor), with 300 tasks training.
+def test_a_hundred_tasks_at_once_wait_queued_and_all_complete(server: ServerProcess) -> None:
+    """Beyond the pool's two workers every task waits queued, and they all end completed, oldest first."""
 
-    The floor is ``server_info``, timed in turns with the status checks so that both see the same load;
-    the figures themselves live in bench/task_load.py.
-    """
-
-    async def timed(session: mcp.ClientSession, name: str, **arguments: Any) -> float:
-        started = time.monotonic()
-        await _tool(session, name, **arguments)
-        return time.monotonic() - started
-
-    async def scenario() -> tuple[list[str], float, float]:
+    async def scenario() -> tuple[dict[str, int], list[dict[str, Any]]]:
         async with open_session(server.url) as session:
-            ids = [(await _tool(session, "model_training", model_name=f"many-{n}", epochs=10))["task_id"]
-                   for n in range(300)]
-            status_time = floor_time = 0.0
-            for task_id in ids[:50]:
-                floor_time += await timed(session, "server_info")
-                status_time += await timed(session, "check_task_status", task_id=task_id)
-            statuses = [await _wait_for(session, task_id, "completed") for task_id in ids]
-            return [status["status"] for status in statuses], status_time, floor_time
+            ids = [(await _tool(session, "model_training", model_name=f"many-{n}", epochs=2))["task_id"]
+                   for n in range(100)]
+            counts = (await _tool(session, "list_tasks"))["counts"]
+            return counts, [await _wait_for(session, task_id, "completed") for task_id in ids]
 
-    statuses, status_time, floor_time = asyncio.run(scenario())
-    assert statuses == ["completed"] * 300
-    assert status_time < 3 * floor_time, (
-        f"50 status checks took {status_time:.2f} s against {floor_time:.2f} s for 50 calls that do nothing: "
-        "a status check must not wait for the running tasks")
+    counts, statuses = asyncio.run(scenario())
+    assert counts["running"] + counts["submitted"] <= WORKERS and counts["queued"] > 0, counts
+    assert [status["status"] for status in statuses] == ["completed"] * 100
+    starts = [status["started_at"] for status in statuses]
+    assert starts == sorted(starts), "queued tasks start in the order they were submitted"
+
+
+def test_beyond_the_pool_a_task_is_queued_runs_when_a_worker_is_free_and_both_cancel(server: ServerProcess) -> None:
+    async def scenario() -> None:
+        async with open_session(server.url) as session:
+            busy = [await _tool(session, "model_training", model_name=f"busy-{n}", epochs=500) for n in range(WORKERS)]
+            waiting = await _tool(session, "model_training", model_name="waiting", epochs=3)
+            dropped = await _tool(session, "model_training", model_name="dropped", epochs=3)
+            assert waiting["status"] == dropped["status"] == "queued"
+            assert "waiting for a free worker" in waiting["message"] and waiting["started_at"] is None
+
+            # Saturated: the status checks still answer, and the running work moves on between them.
+            first = await _wait_for(session, busy[0]["task_id"], "running")
+            seen = [(await _tool(session, "check_task_status", task_id=busy[0]["task_id"]))["progress"]
+                    for _ in range(5)]
+            later = await eventually_async(
+                lambda: _progressed(session, busy[0]["task_id"], max(seen)), timeout=30, every=0.02,
+                what="the running task's next epoch")
+            assert first["status"] == "running" and later["progress"] > max(seen)
+            info = await _tool(session, "server_info")
+            assert info["busy"] == WORKERS and len(info["busy_pids"]) == WORKERS
+
+            cancelled = await _tool(session, "cancel_task", task_id=dropped["task_id"])  # a queued task
+            assert cancelled["status"] == "cancelled" and cancelled["started_at"] is None
+            stopped = await _tool(session, "cancel_task", task_id=busy[0]["task_id"])  # a running one
+            done = await _wait_for(session, waiting["task_id"], "completed")  # it takes the freed worker
+            assert done["started_at"] >= stopped["finished_at"]
+            assert (await _tool(session, "check_task_status", task_id=busy[0]["task_id"]))["progress"] == (
+                stopped["progress"]), "the cancelled run stopped"
+            never = await _tool(session, "check_task_status", task_id=dropped["task_id"])
+            assert never["status"] == "cancelled" and never["started_at"] is None and never["progress"] == 0
+            for task in busy[1:]:
+                await _tool(session, "cancel_task", task_id=task["task_id"])
+
+    asyncio.run(scenario())
+
+
+async def _progressed(session: mcp.ClientSession, task_id: str, progress: int) -> dict[str, Any] | None:
+    status = await _tool(session, "check_task_status", task_id=task_id)
+    return status if status["progress"] > progress else None
+
+
+def test_a_killed_worker_fails_its_task_with_the_reason_and_the_next_task_gets_a_new_one(
+    server: ServerProcess,
+) -> None:
+    async def scenario() -> None:
+        async with open_session(server.url) as session:
+            victim = await _tool(session, "model_training", model_name="victim", epochs=500)
+            await _wait_for(session, victim["task_id"], "running")
+            (pid,) = (await _tool(session, "server_info"))["busy_pids"]
+            os.kill(pid, signal.SIGKILL)
+            failed = await _wait_for(session, victim["task_id"], "failed")
+            assert f"worker process running it (pid {pid}) was killed by SIGKILL" in failed["error"]
+            assert "no results" in await _error(session, "get_task_results", task_id=victim["task_id"])
+            after = await _tool(session, "model_training", model_name="after", epochs=2)
+            assert (await _wait_for(session, after["task_id"], "completed"))["progress"] == 2
+
+    asyncio.run(scenario())
 
 
 def test_finished_tasks_expire_after_the_retention_time(module_settings: config.Settings) -> None:

@@ -1,6 +1,6 @@
 """servers/persistent_tasks.py over real HTTP against the local emulator: every outcome reaches Memory.
 
-Completed, failed, cancelled and interrupted (a SIGKILL mid-run), identity in both header
+Completed, failed, cancelled and interrupted (a SIGKILL mid-run), queued beyond the worker pool, a killed worker, identity in both header
 styles and broken ones, status and results read back from Memory after a restart, the
 records as the Strands session manager restores them, and Memory being down while a
 task ends (the record waits on local disk and arrives later).
@@ -9,6 +9,8 @@ task ends (the record waits on local disk and arrives later).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,9 +25,13 @@ from lab_helpers.waiting import eventually, eventually_async
 from patterns.task_records import TaskRecord, parse_notice, record_from_event
 
 
+#: The module server's pool: fixed, so that what is queued does not depend on this machine's CPUs.
+WORKERS = 2
+
+
 @pytest.fixture(scope="module")
 def server(agentcore: LocalAgentCore) -> Iterator[ServerProcess]:
-    with ServerProcess("persistent_tasks.py", settings=agentcore.settings) as process:
+    with ServerProcess("persistent_tasks.py", "--workers", str(WORKERS), settings=agentcore.settings) as process:
         yield process
 
 
@@ -280,3 +286,38 @@ def test_a_graceful_stop_records_running_tasks_as_interrupted_before_the_process
     finally:
         server.start()
     assert "1 interrupted task" not in server.log_tail(3), "nothing was left open for the next start"
+
+
+def test_a_queued_task_is_recorded_from_the_start_and_a_cancelled_one_never_runs(
+    server: ServerProcess, agentcore: LocalAgentCore
+) -> None:
+    identity = who(agentcore, session="session-queued-00001")
+    start = lambda name: asyncio.run(call(server, identity.headers(), "model_training", model_name=name, epochs=400))  # noqa: E731
+    busy = [start(f"busy-{n}") for n in range(WORKERS)]
+    queued = start("queued")
+    try:
+        assert queued["status"] == "queued"
+        eventually(lambda: queued["task_id"] in {r.task_id for r in records(identity)}, 30,
+                   what="the queued task's record in Memory")
+        (record,) = [r for r in records(identity) if r.task_id == queued["task_id"]]
+        assert record.status == "started" and record.message.startswith("queued")
+        cancelled = asyncio.run(call(server, identity.headers(), "cancel_task", task_id=queued["task_id"]))
+        assert cancelled["status"] == "cancelled" and cancelled["started_at"] is None
+        assert asyncio.run(settled(server, identity, queued["task_id"]))["progress"] == 0
+    finally:
+        for task in busy:
+            asyncio.run(call(server, identity.headers(), "cancel_task", task_id=task["task_id"]))
+
+
+def test_a_killed_worker_is_a_failed_task_recorded_with_the_reason(
+    server: ServerProcess, agentcore: LocalAgentCore
+) -> None:
+    identity = who(agentcore, session="session-worker-kill1")
+    started = asyncio.run(call(server, identity.headers(), "model_training", model_name="victim", epochs=400))
+    trained_an_epoch(server, identity, started["task_id"])
+    (pid,) = asyncio.run(call(server, identity.headers(), "server_info"))["busy_pids"]
+    os.kill(pid, signal.SIGKILL)
+    status = asyncio.run(settled(server, identity, started["task_id"]))
+    assert status["status"] == "failed" and f"(pid {pid}) was killed by SIGKILL" in status["error"]
+    (record, *_) = records(identity)
+    assert record.status == "failed" and "killed by SIGKILL" in record.error

@@ -137,14 +137,15 @@ def test_widget_escapes_messages_and_errors() -> None:
 
 def test_widget_colors_statuses_and_draws_bars() -> None:
     board = TaskBoard(headless=False)
-    statuses = {"running": "blue", "completed": "green", "failed": "red", "cancelled": "grey", "submitted": "black"}
+    statuses = {"running": "blue", "completed": "green", "failed": "red", "cancelled": "grey", "submitted": "black",
+                "queued": "darkorange"}
     board.update([task(f"{i:08d}-x", status, progress=i * 4) for i, status in enumerate(statuses)])
     value = widget_html(board)
     for status, color in statuses.items():
         assert f"<span style='color:{color}'>{status}</span>" in value
     assert "<progress value='4' max='20'></progress> 4/20 (20%)" in value
     assert value.count("<tr>") == 1 + len(statuses)
-    assert re.findall(r"<code>(\w+)</code>", value) == ["00000000", "00000001", "00000002", "00000003", "00000004"]
+    assert re.findall(r"<code>(\w+)</code>", value) == [f"{i:08d}" for i in range(len(statuses))]
 
 
 def test_widget_short_columns_never_wrap_and_the_message_takes_the_rest() -> None:
@@ -187,7 +188,7 @@ def test_headless_prints_only_when_tasks_or_statuses_change(capsys: pytest.Captu
     board.update([task(ID_A, "submitted", 0)])  # print 1: first poll
     for epoch in range(1, 100):
         board.update([task(ID_A, "running", epoch % 20, age_seconds=epoch)])  # print 2 only at epoch 1
-    board.update([task(ID_B, "submitted", 0), task(ID_A, "running", 19)])  # print 3: a task appeared
+    board.update([task(ID_B, "queued", 0), task(ID_A, "running", 19)])  # print 3: a task appeared, queued
     board.update([task(ID_B, "running", 1), task(ID_A, "running", 19)])  # print 4: status change
     board.update([task(ID_B, "running", 2), task(ID_A, "completed", 20)])  # print 5
     board.update([task(ID_B, "running", 3, message="new message")])  # print 6: a task disappeared
@@ -197,16 +198,17 @@ def test_headless_prints_only_when_tasks_or_statuses_change(capsys: pytest.Captu
     assert headers == [("1", "1"), ("2", "1"), ("101", "2"), ("102", "2"), ("103", "2"), ("104", "1")]
     assert board.polls == 105
     assert out.count("\nID  ") == 6  # each print is the whole table
+    assert re.search(r"^\w{8}\s+spiral-a\s+queued\s", out, re.MULTILINE), "a queued task shows as queued"
     assert "completed" in out and "3/20 (15%)" in out
 
 
 def test_concurrent_updates_do_not_interleave(capsys: pytest.CaptureFixture[str]) -> None:
     board = TaskBoard("T", headless=True)
-    statuses = ["submitted", "running", "completed", "failed", "cancelled"]
+    statuses = ["submitted", "queued", "running", "completed", "failed", "cancelled"]
 
     def worker(n: int) -> None:
         for i in range(40):
-            board.update([task(ID_A, statuses[(n + i) % 5]), task(ID_B, statuses[(n * 3 + i) % 5])])
+            board.update([task(ID_A, statuses[(n + i) % 6]), task(ID_B, statuses[(n * 3 + i) % 6])])
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
     for thread in threads:

@@ -174,8 +174,66 @@ def test_many_tasks_at_once_and_shutdown_cancels_the_rest() -> None:
         quick = [tasks.submit(f"q{n}", 3, _steps(3, pause=0.001)) for n in range(300)]
         slow = [tasks.submit(f"s{n}", 1000, _steps(1000, pause=0.01)) for n in range(200)]
         await asyncio.gather(*(task.job for task in quick))
-        assert tasks.counts() == {"submitted": 0, "running": 200, "completed": 300, "failed": 0, "cancelled": 0}
+        assert tasks.counts() == {"submitted": 0, "queued": 0, "running": 200, "completed": 300, "failed": 0,
+                                  "cancelled": 0}
         await tasks.shutdown()
         assert all(task.status is TaskStatus.CANCELLED for task in slow)
 
     asyncio.run(scenario())
+
+
+def test_beyond_max_running_tasks_wait_queued_and_start_oldest_first() -> None:
+    changes: list[tuple[str, str]] = []
+
+    async def scenario() -> None:
+        tasks = TaskManager(retention_seconds=60, max_running=2,
+                            on_change=lambda task: changes.append((task.model_name, task.status.value)))
+        first, second = tasks.submit("first", 3, _steps(3)), tasks.submit("second", 30, _steps(30))
+        third, fourth = (tasks.submit(name, 3, _steps(3)) for name in ("third", "fourth"))
+        assert [t.status for t in (first, second, third, fourth)] == [TaskStatus.SUBMITTED] * 2 + [TaskStatus.QUEUED] * 2
+        assert third.job is None and "waiting for a free worker (all 2 busy)" in third.message
+        await asyncio.sleep(0)
+        assert tasks.counts()["running"] == 2 and tasks.counts()["queued"] == 2
+        await first.job
+        await asyncio.sleep(0)
+        assert third.status is TaskStatus.RUNNING and fourth.status is TaskStatus.QUEUED, "oldest queued first"
+        await asyncio.gather(second.job, third.job)
+        await asyncio.sleep(0)
+        await fourth.job
+        assert all(t.status is TaskStatus.COMPLETED for t in (first, second, third, fourth))
+
+    asyncio.run(scenario())
+    assert ("third", "queued") in changes and changes.index(("third", "queued")) < changes.index(("third", "running"))
+
+
+def test_a_cancelled_queued_task_never_starts_and_frees_its_place() -> None:
+    async def scenario() -> None:
+        tasks = TaskManager(retention_seconds=60, max_running=1)
+        running = tasks.submit("running", 100, _steps(100))
+        queued = tasks.submit("queued", 100, _steps(100))
+        behind = tasks.submit("behind", 1, _steps(1))
+        assert tasks.cancel(queued.task_id).status is TaskStatus.CANCELLED
+        tasks.cancel(running.task_id)
+        await asyncio.gather(running.job, return_exceptions=True)
+        await asyncio.sleep(0)
+        assert queued.job is None and queued.started_at is None, "the cancelled queued task never ran"
+        await behind.job
+        assert behind.status is TaskStatus.COMPLETED
+
+    asyncio.run(scenario())
+
+
+def test_shutdown_ends_queued_tasks_without_starting_them() -> None:
+    async def scenario() -> None:
+        tasks = TaskManager(retention_seconds=60, max_running=0)
+        queued = tasks.submit("never", 1, _steps(1))
+        await tasks.shutdown()
+        assert queued.status is TaskStatus.CANCELLED and queued.job is None and "shut down" in queued.message
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, "2"])
+def test_a_bad_max_running_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match="max_running must be a whole number >= 0 or None"):
+        TaskManager(retention_seconds=1, max_running=bad)  # type: ignore[arg-type]

@@ -7,6 +7,10 @@ connection. :class:`TaskManager` is that registry:
 * every task moves ``submitted -> running -> completed | failed | cancelled`` and
   never stays ``running`` after its work ended: an exception becomes ``failed``
   with its message, a cancellation becomes ``cancelled``;
+* at most ``max_running`` tasks run at once (the size of the worker pool that does
+  the work, ``worker_pool.py``); a task submitted beyond that is ``queued`` and
+  starts, oldest first, when a running one ends. A queued task can be cancelled
+  like a running one, and a client sees it waiting rather than a silent delay;
 * finished tasks are kept for ``retention_seconds`` and then expire, so memory
   does not grow without bound; an expired id is still recognised (a bounded
   memory of recent expiries) so the client hears "expired", not just "unknown";
@@ -32,6 +36,8 @@ from typing import Any
 
 class TaskStatus(str, Enum):
     SUBMITTED = "submitted"
+    #: Accepted, waiting for a free worker: every worker runs a task already.
+    QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -132,11 +138,18 @@ class TaskManager:
         clock: Callable[[], float] = time.time,
         remembered_expiries: int = 10_000,
         on_change: Callable[[Task], None] | None = None,
+        max_running: int | None = None,
     ) -> None:
-        """``on_change(task)`` is called when a task starts running and when it ends, however it ends:
-        the hook a server uses to record each transition somewhere that outlives the process."""
+        """``on_change(task)`` is called when a task is queued, when it starts running and when it ends, however
+        it ends: the hook a server uses to record each transition somewhere that outlives the process.
+        ``max_running``: how many tasks may run at once (None: no limit); the others wait ``queued``."""
         if not retention_seconds >= 0:
             raise ValueError(f"retention_seconds must be >= 0, got {retention_seconds!r}")
+        if max_running is not None and not (isinstance(max_running, int) and max_running >= 0):
+            raise ValueError(f"max_running must be a whole number >= 0 or None, got {max_running!r}")
+        self.max_running = max_running
+        self._running = 0  # tasks whose work is under way (started, not yet ended)
+        self._queued: OrderedDict[str, tuple[Task, Work]] = OrderedDict()  # waiting for a free worker, oldest first
         self.retention_seconds = retention_seconds
         self._clock = clock
         self._tasks: dict[str, Task] = {}
@@ -147,14 +160,36 @@ class TaskManager:
 
     # -- asking --------------------------------------------------------------------------------
     def submit(self, model_name: str, epochs: int, work: Work, *, owner: Any = None) -> Task:
-        """Register a task and start ``work`` in the background; returns at once.
-
-        Must be called from a running event loop (a tool handler is).
+        """Register a task and start ``work`` in the background, or queue it when every worker is busy;
+        returns at once. Must be called from a running event loop (a tool handler is).
         """
         task = Task(str(uuid.uuid4()), model_name, epochs, submitted_at=self._clock(), owner=owner)
         self._tasks[task.task_id] = task
-        task.job = asyncio.get_running_loop().create_task(self._run(task, work), name=f"task-{task.task_id}")
+        if self.max_running is None or self._running < self.max_running:
+            self._start(task, work)
+        else:
+            task.status = TaskStatus.QUEUED
+            task.message = f"queued: waiting for a free worker (all {self.max_running} busy)"
+            self._queued[task.task_id] = (task, work)
+            if self._on_change:
+                self._on_change(task)
         return task
+
+    def _start(self, task: Task, work: Work) -> None:
+        """Take a worker slot and start the work as an asyncio task, which gives the slot back when it ends.
+
+        A done callback, not a ``finally`` in ``_run``: a job cancelled before its first step never runs its body.
+        """
+        self._running += 1
+        task.job = asyncio.get_running_loop().create_task(self._run(task, work), name=f"task-{task.task_id}")
+        task.job.add_done_callback(self._slot_freed)
+
+    def _slot_freed(self, _: asyncio.Task[None]) -> None:
+        """A job ended: its slot goes to the oldest queued tasks."""
+        self._running -= 1
+        while self._queued and (self.max_running is None or self._running < self.max_running):
+            _, (task, work) = self._queued.popitem(last=False)
+            self._start(task, work)
 
     def get(self, task_id: object) -> Task:
         """The task with this id; a clear :class:`TaskLookupError` when there is none."""
@@ -193,10 +228,11 @@ class TaskManager:
         )
 
     def cancel(self, task_id: object) -> Task:
-        """Stop a submitted or running task; it ends ``cancelled`` and its work stops at the next epoch."""
+        """Stop a queued or running task; it ends ``cancelled`` and its work stops at the next epoch."""
         task = self.get(task_id)
         if task.finished:
             raise TaskStateError(f"task {task.task_id} is already {task.status.value}; there is nothing to cancel")
+        self._queued.pop(task.task_id, None)  # a queued task never starts
         self._finish(task, TaskStatus.CANCELLED, message="cancelled by request")
         if task.job is not None:
             task.job.cancel()
@@ -234,7 +270,10 @@ class TaskManager:
         return self._clock()
 
     async def shutdown(self) -> None:
-        """Cancel every unfinished task (a server stopping gracefully)."""
+        """Cancel every unfinished task (a server stopping gracefully); queued ones never start."""
+        queued, self._queued = list(self._queued.values()), OrderedDict()
+        for task, _ in queued:
+            self._finish(task, TaskStatus.CANCELLED, message=SHUTDOWN_MESSAGE)
         jobs = [task.job for task in self._tasks.values() if task.job and not task.job.done()]
         for job in jobs:
             job.cancel()
