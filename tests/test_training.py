@@ -275,3 +275,28 @@ def test_cancellation_mid_run_leaves_no_artifact(tmp_path: Path) -> None:
         asyncio.run(cancel_after_two_epochs())
     assert 2 <= len(seen) <= 3
     assert files_in(tmp_path) == []
+
+
+def test_the_worker_job_trains_the_same_model_and_a_cancel_in_its_pause_leaves_no_artifact(tmp_path: Path) -> None:
+    """training_job is the run a task server's worker process makes: same numbers as train_model, paced by pause."""
+    reports: list[tuple[int, str]] = []
+    pauses: list[float] = []
+    job = {"model_name": "in-worker", "epochs": 5, "learning_rate": 0.3, "time_scale": 0.001, "max_epochs": 100}
+    result = training.training_job(lambda *report: reports.append(report), pauses.append,
+                                   artifacts_dir=str(tmp_path / "job"), **job)
+    reference = train(tmp_path / "reference", "in-worker", 5)
+    assert [r["val_accuracy"] for r in result["history"]] == [s.val_accuracy for s in reference.history]
+    assert [epoch for epoch, _ in reports] == [1, 2, 3, 4, 5] and reports[-1][1].startswith("epoch 5/5: train acc")
+    assert len(pauses) == 5 and all(0 <= pause <= 0.001 for pause in pauses)
+
+    class Cancelled(Exception):
+        pass
+
+    def pause(_: float) -> None:
+        if len(reports) >= 7:  # two epochs into the second run
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        training.training_job(lambda *report: reports.append(report), pause,
+                              artifacts_dir=str(tmp_path / "cancelled"), **{**job, "epochs": 50})
+    assert files_in(tmp_path / "cancelled") == []

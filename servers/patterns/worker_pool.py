@@ -16,8 +16,8 @@ work runs elsewhere, in a pool that is:
   slow every one. Requests beyond that wait, visibly ``queued`` (the registry's job, ``task_registry.py``).
 * **started lazily, cheaply.** No process starts until the first job. Then a ``forkserver`` (one clean
   interpreter with NumPy and the training code imported once, about 0.15 s of CPU) forks each worker in
-  milliseconds; ``fork`` from the server itself would copy its threads' locks into the child. A worker serves
-  job after job.
+  milliseconds; ``fork`` from the server itself would copy its threads' locks and its open connections into
+  every child. A worker serves job after job.
 * **honest about failure.** A job's exception comes back as a :class:`JobError` with its message; a worker
   that dies (SIGKILL, out of memory) ends its job with :class:`WorkerDied` naming the process and the signal,
   never a hang, and the next job gets a fresh worker. A cancel reaches the worker through its pipe and lands
@@ -273,7 +273,7 @@ def split_workers_option(argv: Sequence[str] | None = None) -> tuple[int | None,
     Tests and the benchmark pick the pool's size; ``--workers 0`` accepts tasks and runs none (every one stays
     queued: the benchmark's floor for starting tasks that do no work).
     """
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--workers", type=int, default=None)
     options, rest = parser.parse_known_args(sys.argv[1:] if argv is None else list(argv))
     if options.workers is not None and not 0 <= options.workers <= 256:
