@@ -12,6 +12,7 @@ long call, and the callbacks that see the server's notifications.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 from collections import Counter
@@ -150,3 +151,64 @@ async def task_by_id(client: Any, task_id: str) -> Any:
 
     request = GetTaskRequest(params=GetTaskRequestParams(task_id=task_id))
     return await client.session.send_request(request, ClientGetTaskResult)
+
+
+async def answer_task(client: Any, task_id: str, answers: Mapping[str, Any]) -> None:
+    """``tasks/update``: answer the questions of an ``input_required`` task, keyed as ``tasks/get`` listed them.
+
+    Each answer is an elicitation result, e.g. ``{"action": "accept", "content": {"decision": "stop"}}``. fastmcp's
+    ``ToolTask.result()`` answers through the client's elicitation handler by itself; a lesson that wants to see
+    (and time) the answer sends it with this. Raises ``MCPError`` when the server refuses it (notebook 08's server
+    says why: not waiting, unknown question, malformed answer). Import ``fastmcp_tasks`` first, as for
+    :func:`task_by_id`.
+    """
+    from fastmcp_tasks.client_models import UpdateTaskRequest, UpdateTaskRequestParams
+    from mcp_types import Result
+
+    request = UpdateTaskRequest(params=UpdateTaskRequestParams(task_id=task_id, input_responses=dict(answers)))
+    await client.session.send_request(request, Result)
+
+
+class RequestCounter:
+    """Counts the JSON-RPC requests a client sends, by method, as they leave over HTTP.
+
+    Pass :meth:`http_client_factory` to fastmcp's ``StreamableHttpTransport(url, httpx_client_factory=...)``
+    (or use :func:`counting_client`): every POST's body is read for its ``method``. Notebook 08 counts the
+    ``tasks/get`` polls of one training against the one ``watch_task`` call that pushes the same statuses.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    async def _on_request(self, request: httpx2.Request) -> None:
+        if request.method != "POST":
+            return
+        try:
+            message = json.loads(request.content)
+        except (ValueError, httpx2.RequestNotRead):
+            return
+        for item in message if isinstance(message, list) else [message]:
+            if isinstance(item, dict) and "method" in item and "id" in item:  # a request, not a notification
+                method = item["method"]
+                if method == "tools/call":
+                    method = f"tools/call {item.get('params', {}).get('name')}"
+                self.counts[method] += 1
+
+    def http_client_factory(
+        self, *, headers: Mapping[str, str] | None = None, auth: httpx2.Auth | None = None,
+        timeout: httpx2.Timeout | None = None, **_: Any,
+    ) -> httpx2.AsyncClient:
+        """An HTTP client with the SDK's defaults (30 s, 5 minutes of stream silence) that counts its requests."""
+        return httpx2.AsyncClient(
+            headers=dict(headers or {}), auth=auth, follow_redirects=True,
+            timeout=timeout or httpx2.Timeout(DEFAULT_TIMEOUT, read=DEFAULT_IDLE_TIMEOUT),
+            event_hooks={"request": [self._on_request]},
+        )
+
+
+def counting_client(url: str, counter: RequestCounter) -> Any:
+    """A fastmcp ``Client`` for ``url`` whose requests ``counter`` counts."""
+    from fastmcp import Client
+    from fastmcp.client.transports import StreamableHttpTransport
+
+    return Client(StreamableHttpTransport(url, httpx_client_factory=counter.http_client_factory))

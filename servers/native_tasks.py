@@ -44,6 +44,8 @@ from lab_helpers import config
 from lab_helpers.asgi import add_standard_routes, parse_args, run_app, with_shutdown
 from lab_helpers.training import (DEFAULT_LEARNING_RATE, EpochScores, TrainingError, train_with_settings,
                                   validate_request)
+from patterns.task_input import AskingTasksExtension, add_interactive_training_tool
+from patterns.task_watch import add_watch_tool
 from patterns.tool_errors import tool_errors
 
 #: ``model_training``'s default number of epochs (also where the request is checked before a task exists).
@@ -101,7 +103,7 @@ class RejectBadTrainingRequests(Middleware):
         self.settings = settings
 
     async def on_call_tool(self, context: MiddlewareContext[Any], call_next: CallNext[Any, Any]) -> Any:
-        if context.message.name == "model_training":
+        if context.message.name in ("model_training", "interactive_training"):
             arguments = context.message.arguments or {}
             with tool_errors(ValueError, error=ToolError):
                 validate_request(arguments.get("model_name"), arguments.get("epochs", DEFAULT_EPOCHS),
@@ -126,6 +128,8 @@ def build_server(settings: config.Settings, backend_url: str, stopping: asyncio.
     mcp.add_extension(tasks_extension(settings, backend_url, worker_concurrency))
     add_standard_routes(mcp, settings, info=lambda: {"backend": backend_kind(backend_url), "backend_url": backend_url})
     add_training_tool(mcp, settings, stopping)
+    add_interactive_training_tool(mcp, settings, stopping, poll_interval(settings))  # notebook 08
+    add_watch_tool(mcp)  # notebook 08: status pushed instead of polled
     return mcp
 
 
@@ -139,15 +143,19 @@ def tasks_extension(settings: config.Settings, backend_url: str,
     schedules: fastmcp-tasks has no switch to start no worker at all).
     """
     redelivery = max(REDELIVERY_FLOOR, settings.scaled(REDELIVERY_SECONDS))
-    return TasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery),
+    return AskingTasksExtension(url=backend_url, redelivery_timeout=timedelta(seconds=redelivery),
                           concurrency=concurrency)
+
+
+def poll_interval(settings: config.Settings) -> timedelta:
+    """How often clients should poll ``tasks/get`` (``pollIntervalMs``): half an epoch, at least MIN_POLL_SECONDS."""
+    return timedelta(seconds=max(MIN_POLL_SECONDS, settings.scaled(POLL_SECONDS)))
 
 
 def add_training_tool(mcp: FastMCP, settings: config.Settings, stopping: asyncio.Event) -> None:
     """Declare ``model_training`` on ``mcp``, task-capable: a client may ask for it to run as a task."""
-    poll_interval = timedelta(seconds=max(MIN_POLL_SECONDS, settings.scaled(POLL_SECONDS)))
 
-    @mcp.tool(task=TaskConfig(mode="optional", poll_interval=poll_interval))
+    @mcp.tool(task=TaskConfig(mode="optional", poll_interval=poll_interval(settings)))
     async def model_training(
         ctx: Context, model_name: str, epochs: int = DEFAULT_EPOCHS, learning_rate: float = DEFAULT_LEARNING_RATE
     ) -> dict[str, Any]:
