@@ -18,7 +18,9 @@ it once its worker's lease has lapsed, ``REDELIVERY_SECONDS``). A graceful stop
 
 To scale out (notebook 08), ``--no-worker`` makes this process only accept calls and answer about tasks, and
 worker processes on the same Redis run them: ``python servers/task_worker.py --backend redis://...``, as many
-as the load needs.
+as the load needs. Notebook 08 also adds two tools: ``interactive_training``, a task that pauses at a plateau to
+ask the user (``input_required``, ``servers/patterns/task_input.py``), and ``watch_task``, a task's status pushed
+instead of polled (``servers/patterns/task_watch.py``).
 """
 
 from __future__ import annotations
