@@ -4,7 +4,7 @@ A tool that would run for an hour instead starts the work as an asyncio task and
 answers at once with a task id; the client asks about the id later, from any
 connection. :class:`TaskManager` is that registry:
 
-* every task moves ``submitted -> running -> completed | failed | cancelled`` and
+* every task moves ``submitted (or queued) -> running -> completed | failed | cancelled`` and
   never stays ``running`` after its work ended: an exception becomes ``failed``
   with its message, a cancellation becomes ``cancelled``;
 * at most ``max_running`` tasks run at once (the size of the worker pool that does
