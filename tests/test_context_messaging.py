@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -245,9 +244,7 @@ def test_strands_mcp_client_drives_the_same_panel(server: ServerProcess) -> None
     from strands.tools.mcp import MCPClient
 
     panel = ProgressPanel("strands", headless=True)
-    started = time.monotonic()
     with MCPClient(url=server.url, progress_callback=panel) as client:
         result = client.call_tool_sync("call-1", "train_model", {"model_name": "strands", "epochs": 6})
     assert result["status"] == "success", result
     assert [event[0] for event in panel.progress_events] == list(range(1, 7))
-    assert time.monotonic() - started < 30

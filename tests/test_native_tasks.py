@@ -96,13 +96,12 @@ def test_a_task_reports_each_epoch_and_completes_with_the_real_scores(
     epochs = 30
 
     async def body(client: Client) -> tuple[Any, list[Any], Any]:
-        started = time.monotonic()
         task = await call_tool_task(client, "model_training", {"model_name": "polled", "epochs": epochs})
-        assert time.monotonic() - started < epochs * EPOCH / 2, "the task-augmented call waited for the training"
         answers = await poll(task, lambda answer: answer.status != "working")
         return task.create_result, answers, await task.result()
 
     created, answers, result = run(server, body)
+    # "working", not "completed": the task-augmented call returned without waiting for the training
     assert created.status == "working" and created.poll_interval_ms == 50  # 0.5 lesson s at 0.02: the 50 ms floor
     assert answers[-1].status == "completed" and answers[-1].result["structuredContent"] == result.structured_content
     epochs_seen = [int(m.group(1)) for a in answers if (m := STATUS_LINE.fullmatch(a.status_message or ""))]
@@ -219,14 +218,15 @@ def test_sigterm_ends_a_running_task_and_the_process_promptly(server: ServerProc
         await poll(task, lambda answer: answer.status_message is not None)
 
     run(server, body)
-    started = time.monotonic()
     try:
         code = server.stop()
-        took = time.monotonic() - started
     finally:
         server.start()  # for the tests after this one
-    assert code == -signal.SIGTERM and took < 3, f"exit code {code} after {took:.1f} s: the worker waited for the run"
-    assert "training 'sigterm' stopped at epoch" in server.log_text()
+    # Ended by the signal itself (not killed after stop()'s grace period), with the run stopped before its end:
+    # the process did not wait for the training.
+    assert code == -signal.SIGTERM, f"exit code {code}"
+    stopped_at = int(re.search(r"training 'sigterm' stopped at epoch (\d+)", server.log_text()).group(1))
+    assert stopped_at < 400, "the worker ran the whole training before it stopped"
 
 
 def test_memory_backend_forgets_every_task_when_the_server_restarts(server: ServerProcess) -> None:
