@@ -9,6 +9,9 @@ Read these to learn how each pattern is written; everything in ``lab_helpers/`` 
 * ``caller_identity``: notebook 03, whose task a call is, from AgentCore Runtime's custom headers;
 * ``task_records``: notebook 03, how a task's fate is written to AgentCore Memory as an event;
 * ``memory_outbox``: notebook 03, how those events reach Memory (outbox, retries) and are read back.
+* ``worker_pool``: notebooks 02 and 03, the bounded pool that runs the work off the event loop (``queued`` beyond it);
+* ``task_input``: notebook 08, a task that pauses for the user's answer (``input_required``) and its deadline;
+* ``task_watch``: notebook 08, status pushed to a watching client, with polling as the fallback.
 
 The package lives in ``servers/`` so that a server script and its patterns deploy together (AgentCore Runtime
 runs the directory it is given); ``pyproject.toml`` makes it importable as ``patterns`` everywhere else.
