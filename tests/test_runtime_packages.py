@@ -122,6 +122,9 @@ def imported_distributions() -> dict[frozenset[str], set[str]]:
                     parts = module.split(".")
                     todo += [f for i in range(1, len(parts) + 1) if (f := _module_file(".".join(parts[:i])))]
                     continue
+                if REPO.joinpath("servers", f"{top}.py").exists():  # a sibling script (task_worker imports native_tasks)
+                    todo.append(REPO / "servers" / f"{top}.py")
+                    continue
                 if top in sys.stdlib_module_names or top == "__future__":
                     continue
                 assert top in providers, f"{path.relative_to(REPO)} imports {top}, which no installed package provides"
