@@ -45,6 +45,10 @@ class Settings:
     #: Seconds a new Memory event stays out of the emulator's metadata-filtered ListEvents (real seconds, not
     #: scaled): AWS's eventual consistency there, off (0) for the lessons (``lab_helpers/emulator/memory_store.py``).
     emulator_filter_delay: float = 0.0
+    #: Seconds (at time scale 1) between a Memory event and the long-term records extracted from it, and which
+    #: offline extractor writes them ("verbatim" or "rules"): ``lab_helpers/emulator/extractors.py``.
+    emulator_extraction_delay: float = 0.0
+    emulator_extractor: str = "verbatim"
     max_epochs: int = 1000
     task_retention_seconds: float = 3600.0
     artifacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "artifacts")
@@ -67,6 +71,8 @@ class Settings:
             "LAB_EMULATOR_PORT": str(self.emulator_port),
             "LAB_EMULATOR_DB": str(self.emulator_db),
             "LAB_EMULATOR_FILTER_DELAY": repr(self.emulator_filter_delay),
+            "LAB_EMULATOR_EXTRACTION_DELAY": repr(self.emulator_extraction_delay),
+            "LAB_EMULATOR_EXTRACTOR": self.emulator_extractor,
             "LAB_MAX_EPOCHS": str(self.max_epochs),
             "LAB_TASK_RETENTION_SECONDS": repr(self.task_retention_seconds),
             "LAB_ARTIFACTS_DIR": str(self.artifacts_dir),
@@ -125,6 +131,14 @@ def _model(env: Mapping[str, str], mode: str) -> str:
     )
 
 
+def _extractor(env: Mapping[str, str]) -> str:
+    """``LAB_EMULATOR_EXTRACTOR``: ``verbatim`` (default) or ``rules``."""
+    raw = env.get("LAB_EMULATOR_EXTRACTOR", "").strip().lower() or "verbatim"
+    if raw not in ("verbatim", "rules"):
+        raise ConfigError(f"LAB_EMULATOR_EXTRACTOR must be 'verbatim' or 'rules', got {env['LAB_EMULATOR_EXTRACTOR']!r}")
+    return raw
+
+
 def _in_notebook_frontend() -> bool:
     """True inside a Jupyter kernel, where widgets can render; False in scripts and tests."""
     try:
@@ -154,6 +168,8 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         jupyter_port=_port(env, "LAB_JUPYTER_PORT", 8888),
         emulator_port=_port(env, "LAB_EMULATOR_PORT", 8787),
         emulator_filter_delay=_number(env, "LAB_EMULATOR_FILTER_DELAY", 0.0, 0.0, 3600.0),
+        emulator_extraction_delay=_number(env, "LAB_EMULATOR_EXTRACTION_DELAY", 0.0, 0.0, 3600.0),
+        emulator_extractor=_extractor(env),
         max_epochs=int(_number(env, "LAB_MAX_EPOCHS", 1000, 1, 1_000_000)),
         task_retention_seconds=_number(env, "LAB_TASK_RETENTION_SECONDS", 3600.0, 0.0, 30 * 24 * 3600.0),
         artifacts_dir=Path(env.get("LAB_ARTIFACTS_DIR") or REPO_ROOT / "build" / "artifacts"),

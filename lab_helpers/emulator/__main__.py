@@ -1,6 +1,7 @@
 """Run the local AgentCore emulator (Memory and Runtime, one port).
 
     python -m lab_helpers.emulator serve [--host 127.0.0.1] [--port 8787] [--db PATH] [--filtered-listing-delay S]
+                                         [--extraction-delay S] [--extractor verbatim|rules]
     python -m lab_helpers.agentcore_local serve ...   (the older spelling, still accepted)
 
 The word ``serve`` is optional and the options may come before or after it, so the file also runs as a script
@@ -53,7 +54,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="keep each new event out of metadata-filtered ListEvents for SECONDS (real seconds), "
                              "as AWS's eventually consistent filtered listing does; unfiltered listings see it at "
                              f"once (default: LAB_EMULATOR_FILTER_DELAY, {settings.emulator_filter_delay:g})")
+    parser.add_argument("--extraction-delay", type=float, default=settings.emulator_extraction_delay,
+                        metavar="SECONDS",
+                        help="extract long-term records SECONDS after their event (lesson seconds, times the time "
+                             "scale LAB_TIME_SCALE), as AWS extracts asynchronously; 0: inside CreateEvent "
+                             f"(default: LAB_EMULATOR_EXTRACTION_DELAY, {settings.emulator_extraction_delay:g})")
+    parser.add_argument("--extractor", default=settings.emulator_extractor, choices=["verbatim", "rules"],
+                        help="offline stand-in that writes long-term records: 'verbatim' (each message) or 'rules' "
+                             f"(facts, summaries, preferences) (default: LAB_EMULATOR_EXTRACTOR, "
+                             f"{settings.emulator_extractor})")
     args = parser.parse_args(argv)
+    args.time_scale = settings.time_scale
+    if not 0 <= args.extraction_delay <= 3600:
+        parser.error(f"--extraction-delay must be between 0 and 3600 seconds, got {args.extraction_delay}")
     if not 0 <= args.filtered_listing_delay <= 3600:  # also rejects nan
         parser.error(f"--filtered-listing-delay must be between 0 and 3600 seconds, got {args.filtered_listing_delay}")
     if args.ping_rule not in PING_RULES:  # argparse checks the choices of a given option, not of its default
@@ -71,6 +84,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = create_app(args.db, endpoint=f"http://{args.host}:{args.port}")
     app.state.store.filtered_listing_delay = args.filtered_listing_delay
+    app.state.store.extraction_delay = args.extraction_delay * args.time_scale
+    app.state.store.extractor = args.extractor
     app.state.runtime.ping_rule = args.ping_rule
     logging.getLogger("lab_helpers.emulator").warning(
         "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s)", args.host, args.port,

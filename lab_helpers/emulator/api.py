@@ -193,6 +193,10 @@ def list_memories(store: Store, call: Call) -> Response:
     return ok({"memories": memories, **({"nextToken": token} if token else {})})
 
 
+def update_memory(store: Store, call: Call) -> Response:
+    return ok({"memory": store.update_memory(call.input["memoryId"], call.input)}, 202)
+
+
 def delete_memory(store: Store, call: Call) -> Response:
     memory_id = memory_id_of(call.input["memoryId"])
     store.delete_memory(memory_id)
@@ -258,13 +262,29 @@ def _namespaces(body: dict[str, Any]) -> tuple[str | None, str | None]:
     return namespace, namespace_path
 
 
+#: The record metadataFilters operators the emulator evaluates (on string values); others are refused.
+METADATA_OPERATORS = ("EQUALS_TO", "EXISTS", "NOT_EXISTS")
+
+
+def _metadata_filters(filters: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    for i, expr in enumerate(filters or [], 1):
+        if expr["operator"] not in METADATA_OPERATORS:
+            raise Invalid(f"metadataFilters.{i}: operator {expr['operator']} is not emulated (only "
+                          f"{', '.join(METADATA_OPERATORS)} on string values)")
+        if expr["operator"] == "EQUALS_TO" and "stringValue" not in (expr.get("right") or {}).get(
+                "metadataValue", {}):
+            raise Invalid(f"metadataFilters.{i}: EQUALS_TO needs a right.metadataValue.stringValue")
+    return filters or []
+
+
 def retrieve_records(store: Store, call: Call) -> Response:
     p = call.input
     namespace, namespace_path = _namespaces(p)
     criteria = p["searchCriteria"]
     records = store.retrieve_records(memory_id_of(p["memoryId"]), criteria["searchQuery"], namespace,
                                      namespace_path, criteria.get("memoryStrategyId"),
-                                     min(criteria.get("topK", 10), p.get("maxResults", 20)))
+                                     min(criteria.get("topK", 10), p.get("maxResults", 20)),
+                                     _metadata_filters(criteria.get("metadataFilters")))
     return ok({"memoryRecordSummaries": records})
 
 
@@ -272,7 +292,8 @@ def list_records(store: Store, call: Call) -> Response:
     p = call.input
     namespace, namespace_path = _namespaces(p)
     records, token = store.list_records(memory_id_of(p["memoryId"]), namespace, namespace_path,
-                                        p.get("memoryStrategyId"), p.get("maxResults", 20), p.get("nextToken"))
+                                        p.get("memoryStrategyId"), p.get("maxResults", 20), p.get("nextToken"),
+                                        _metadata_filters(p.get("metadataFilters")))
     return ok({"memoryRecordSummaries": records, **({"nextToken": token} if token else {})})
 
 
@@ -285,6 +306,30 @@ def delete_record(store: Store, call: Call) -> Response:
     p = call.input
     store.delete_record(memory_id_of(p["memoryId"]), p["memoryRecordId"])
     return ok({"memoryRecordId": p["memoryRecordId"]})
+
+
+def batch_create_records(store: Store, call: Call) -> Response:
+    return ok(store.batch_create_records(memory_id_of(call.input["memoryId"]), call.input["records"]), 201)
+
+
+def batch_update_records(store: Store, call: Call) -> Response:
+    return ok(store.batch_update_records(memory_id_of(call.input["memoryId"]), call.input["records"]))
+
+
+def batch_delete_records(store: Store, call: Call) -> Response:
+    return ok(store.batch_delete_records(memory_id_of(call.input["memoryId"]), call.input["records"]))
+
+
+def list_extraction_jobs(store: Store, call: Call) -> Response:
+    p = call.input
+    jobs, token = store.list_extraction_jobs(memory_id_of(p["memoryId"]), p.get("filter") or {},
+                                             p.get("maxResults", 20), p.get("nextToken"))
+    return ok({"jobs": jobs, **({"nextToken": token} if token else {})})
+
+
+def start_extraction_job(store: Store, call: Call) -> Response:
+    p = call.input
+    return ok({"jobId": store.start_extraction_job(memory_id_of(p["memoryId"]), p["extractionJob"]["jobId"])})
 
 
 # -- AgentCore Runtime (see runtime_sessions.py) ---------------------------------------------------------
@@ -345,6 +390,7 @@ ROUTES: list[tuple[str, str, Operation]] = [
     ("POST", "/memories/", Operation(CONTROL, "ListMemories", list_memories)),
     ("POST", "/memories", Operation(CONTROL, "ListMemories", list_memories)),
     ("DELETE", "/memories/{memoryId}/delete", Operation(CONTROL, "DeleteMemory", delete_memory)),
+    ("PUT", "/memories/{memoryId}/update", Operation(CONTROL, "UpdateMemory", update_memory)),
     # Memory, data plane (bedrock-agentcore)
     ("POST", "/memories/{memoryId}/events", Operation(DATA, "CreateEvent", create_event)),
     ("GET", "/memories/{memoryId}/actor/{actorId}/sessions/{sessionId}/events/{eventId}",
@@ -359,6 +405,15 @@ ROUTES: list[tuple[str, str, Operation]] = [
     ("GET", "/memories/{memoryId}/memoryRecord/{memoryRecordId}", Operation(DATA, "GetMemoryRecord", get_record)),
     ("DELETE", "/memories/{memoryId}/memoryRecords/{memoryRecordId}",
      Operation(DATA, "DeleteMemoryRecord", delete_record)),
+    ("POST", "/memories/{memoryId}/memoryRecords/batchCreate",
+     Operation(DATA, "BatchCreateMemoryRecords", batch_create_records)),
+    ("POST", "/memories/{memoryId}/memoryRecords/batchUpdate",
+     Operation(DATA, "BatchUpdateMemoryRecords", batch_update_records)),
+    ("POST", "/memories/{memoryId}/memoryRecords/batchDelete",
+     Operation(DATA, "BatchDeleteMemoryRecords", batch_delete_records)),
+    ("POST", "/memories/{memoryId}/extractionJobs", Operation(DATA, "ListMemoryExtractionJobs", list_extraction_jobs)),
+    ("POST", "/memories/{memoryId}/extractionJobs/start",
+     Operation(DATA, "StartMemoryExtractionJob", start_extraction_job)),
     # Runtime, control plane
     ("PUT", "/runtimes/", Operation(CONTROL, "CreateAgentRuntime", create_runtime, True)),
     ("POST", "/runtimes/", Operation(CONTROL, "ListAgentRuntimes", list_runtimes, True)),

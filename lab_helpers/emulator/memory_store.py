@@ -15,14 +15,31 @@ What is stored
 * ``sessions``: one row per (memory, actor, session), written with the first event (ListSessions, ListActors).
 * ``records`` + ``records_fts``: long-term memory records.
 
-Long-term extraction (a documented stand-in, not the AWS behaviour)
--------------------------------------------------------------------
-AWS extracts records asynchronously with an LLM per strategy. Here extraction is synchronous and literal: when a
-conversational event is created (and its ``extractionMode`` is not ``SKIP``), every conversational payload item
-becomes one record per strategy of the memory, in that strategy's namespace templates with ``{actorId}``,
-``{sessionId}``, ``{memoryStrategyId}`` (and ``extractionConfig.namespaceVariables``) filled in. The record text is
-the message text; when the text is a Strands session message (JSON with ``message.content[].text``), the text
-parts are used. A memory without strategies gets no records, as on AWS.
+Long-term memory: strategies, asynchronous extraction, records
+---------------------------------------------------------------
+A memory's strategies (CreateMemory, and UpdateMemory's add/modify/delete) get AWS-style ids
+(``<name>-<10 alphanumerics>``), a type (SEMANTIC, SUMMARIZATION, USER_PREFERENCE, CUSTOM, EPISODIC) and one
+namespace template each, AWS's defaults when none is given; a template may use ``{actorId}``, ``{sessionId}``,
+``{memoryStrategyId}`` and the memory's ``namespaceKeys`` (anything else is a ValidationException). A strategy
+added by UpdateMemory is ``CREATING`` in the answer and the memory ``UPDATING``; the next GetMemory sees both
+``ACTIVE`` (no timer, as with CreateMemory). A deleted strategy disappears at once; its records stay.
+
+Extraction runs after the event is stored, as on AWS: CreateEvent (unless its ``extractionMode`` is ``SKIP``)
+queues the event in ``extraction_queue`` (durable: a restarted emulator extracts what was queued), and a
+background thread extracts it ``extraction_delay`` real seconds later (``--extraction-delay`` /
+``LAB_EMULATOR_EXTRACTION_DELAY``, given in lesson seconds and scaled by the time scale), grouped per session,
+once per strategy, into the strategy's namespace with the variables filled in. With a delay of 0 (the default,
+which the earlier lessons rely on) extraction happens inside CreateEvent. What a strategy draws from messages is
+:mod:`lab_helpers.emulator.extractors` (offline stand-ins, labelled so in each record's ``metadata.extractor``).
+A strategy whose extractor raises leaves a FAILED extraction job (ListMemoryExtractionJobs, whose model knows no
+other job status); StartMemoryExtractionJob queues that job's messages again for its strategy.
+
+Records can also be written directly: BatchCreate/BatchUpdate/BatchDeleteMemoryRecords answer per record
+(``successfulRecords``/``failedRecords`` with an HTTP-style ``errorCode``), as AWS does. Left out: their
+``clientToken`` idempotency and ``recordExpirySpecification`` (records never expire here), and a BatchCreate
+record without ``memoryStrategyId`` (failed with 400: the emulator files every record under a strategy).
+metadataFilters on retrieval and listing support EQUALS_TO, EXISTS and NOT_EXISTS on string values; the other
+operators are refused with a ValidationException that says so.
 
 Search is lexical, not semantic: RetrieveMemoryRecords runs an SQLite FTS5 ``MATCH`` over the record texts
 (any query word, porter stemming, ranked by BM25). ``score`` is the share of the query's distinct words found
@@ -63,6 +80,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
+from lab_helpers.emulator import extractors
 from lab_helpers.emulator.errors import Conflict, Invalid, NotFound, StoreError
 
 ACCOUNT_ID = "123456789012"
@@ -127,7 +145,30 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_by_memory ON records (memory_id, namespace);
 CREATE VIRTUAL TABLE IF NOT EXISTS records_fts USING fts5(text, tokenize='porter unicode61');
+CREATE TABLE IF NOT EXISTS extraction_queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    strategy_id TEXT,             -- NULL: every strategy of the memory (a retried job: its one strategy)
+    variables TEXT,               -- the event's extractionConfig.namespaceVariables (JSON) or NULL
+    due REAL NOT NULL             -- epoch seconds
+);
+CREATE TABLE IF NOT EXISTS extraction_jobs (
+    job_id TEXT PRIMARY KEY,
+    memory_id TEXT NOT NULL,
+    actor_id TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    strategy_id TEXT NOT NULL,
+    messages TEXT NOT NULL,       -- [{eventId, messageIndex}] (JSON)
+    variables TEXT,
+    reason TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
 """
+#: Columns added to ``records`` after its first version (a database from an older emulator gets them on open).
+RECORD_COLUMNS = {"metadata": "TEXT", "ts": "REAL", "skey": "TEXT"}
 
 
 def random_suffix(n: int = 10) -> str:
@@ -216,8 +257,13 @@ def _ns_matches(record_ns: str, namespace: str | None, namespace_path: str | Non
 class Store:
     """All reads and writes of the emulator; one connection, used under one lock."""
 
-    def __init__(self, path: str | Path, *, filtered_listing_delay: float = 0.0) -> None:
+    def __init__(self, path: str | Path, *, filtered_listing_delay: float = 0.0, extraction_delay: float = 0.0,
+                 extractor: str = "verbatim") -> None:
         self.path = Path(path)
+        #: Real seconds between an event and its extraction into records (module docstring); 0: inside CreateEvent.
+        self.extraction_delay = extraction_delay
+        #: Which offline extractor writes the records (:data:`lab_helpers.emulator.extractors.EXTRACTORS`).
+        self.extractor = extractor
         #: Seconds a new event stays out of metadata-filtered listings (module docstring); 0: at once.
         self.filtered_listing_delay = filtered_listing_delay
         self._unindexed: collections.deque[tuple[float, int]] = collections.deque()  # (stored at, seq), oldest first
@@ -228,12 +274,67 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
         self.db.executescript(SCHEMA)
+        present = {row[1] for row in self.db.execute("PRAGMA table_info(records)")}
+        for column, kind in RECORD_COLUMNS.items():
+            if column not in present:
+                self.db.execute(f"ALTER TABLE records ADD COLUMN {column} {kind}")
         self.lock = threading.RLock()
         self._memory_cache: dict[str, dict[str, Any]] = {}
+        self._wake = threading.Event()
+        self._closing = False
+        self._worker: threading.Thread | None = None
+        if self.db.execute("SELECT 1 FROM extraction_queue LIMIT 1").fetchone():
+            self._start_worker()  # events queued before a restart
 
     def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._worker is not None:
+            self._worker.join(timeout=5)
         with self.lock:
             self.db.close()
+
+    # -- asynchronous extraction ----------------------------------------------------------------
+    def _start_worker(self) -> None:
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._extract_forever, name="memory-extraction", daemon=True)
+            self._worker.start()
+
+    def _extract_forever(self) -> None:
+        """The extraction thread: run what is due, then sleep until the next item is due or one is queued."""
+        while not self._closing:
+            try:
+                wait = self.run_due_extractions()
+            except sqlite3.ProgrammingError:  # the database was closed under us: the store is closing
+                return
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    def run_due_extractions(self) -> float | None:
+        """Extract every queued event that is due, a session at a time; seconds until the next one (None: none)."""
+        with self.lock:
+            now = time.time()
+            rows = self.db.execute(
+                "SELECT id, memory_id, actor_id, session_id, event_id, strategy_id, variables FROM extraction_queue"
+                " WHERE due <= ? ORDER BY id", (now,)).fetchall()
+            groups: dict[tuple[str, str, str, str | None, str | None], list[tuple[int, str]]] = {}
+            for row_id, memory_id, actor_id, session_id, event_id, strategy_id, variables in rows:
+                key = (memory_id, actor_id, session_id, strategy_id, variables)
+                groups.setdefault(key, []).append((row_id, event_id))
+            for (memory_id, actor_id, session_id, strategy_id, variables), items in groups.items():
+                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    memory = self._memory_or_none(memory_id)
+                    if memory is not None:
+                        self._extract(memory, actor_id, session_id, [e for _, e in items], strategy_id,
+                                      json.loads(variables) if variables else {})
+                    self.db.executemany("DELETE FROM extraction_queue WHERE id = ?", [(i,) for i, _ in items])
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    self.db.execute("ROLLBACK")
+                    raise
+            following = self.db.execute("SELECT MIN(due) FROM extraction_queue").fetchone()[0]
+        return None if following is None else max(0.0, following - time.time())
 
     # -- control plane ------------------------------------------------------------------------
     def create_memory(self, params: dict[str, Any], region: str) -> dict[str, Any]:
@@ -261,12 +362,13 @@ class Store:
                 "eventExpiryDuration": params["eventExpiryDuration"],
                 "createdAt": now,
                 "updatedAt": now,
-                "strategies": [self._strategy(item, now) for item in params.get("memoryStrategies") or []],
+                "strategies": [],
             }
             for key in ("description", "encryptionKeyArn", "memoryExecutionRoleArn", "indexedKeys",
                         "namespaceKeys", "streamDeliveryResources"):
                 if params.get(key) is not None:
                     doc[key] = params[key]
+            self._add_strategies(doc, params.get("memoryStrategies") or [], now, "ACTIVE")
             self.db.execute(
                 "INSERT INTO memories (id, name, doc, status, client_token, created_at) VALUES (?,?,?,?,?,?)",
                 (memory_id, name, json.dumps(doc), "CREATING", token, now),
@@ -274,7 +376,7 @@ class Store:
             return {**doc, "status": "CREATING"}
 
     @staticmethod
-    def _strategy(item: dict[str, Any], now: float) -> dict[str, Any]:
+    def _strategy(item: dict[str, Any], now: float, status: str) -> dict[str, Any]:
         (key, conf), = item.items()
         kind = STRATEGY_TYPES[key]
         templates = conf.get("namespaceTemplates") or conf.get("namespaces") or DEFAULT_NAMESPACES[kind]
@@ -284,7 +386,7 @@ class Store:
             "type": kind,
             "namespaces": list(templates),
             "namespaceTemplates": list(templates),
-            "status": "ACTIVE",
+            "status": status,
             "createdAt": now,
             "updatedAt": now,
         }
@@ -292,14 +394,78 @@ class Store:
             strategy["description"] = conf["description"]
         return strategy
 
+    @staticmethod
+    def _check_templates(doc: dict[str, Any], templates: list[str]) -> None:
+        """Only the variables AWS fills in (and the memory's own namespaceKeys) may appear in a template."""
+        allowed = {"actorId", "sessionId", "memoryStrategyId"} | {k["key"] for k in doc.get("namespaceKeys") or []}
+        for template in templates:
+            unknown = set(re.findall(r"\{(\w*)\}", template)) - allowed
+            if unknown:
+                raise Invalid(f"Namespace template {template!r} uses {', '.join(sorted(unknown))}: a template may "
+                              f"use {', '.join(sorted(allowed))}")
+
+    def _add_strategies(self, doc: dict[str, Any], items: list[dict[str, Any]], now: float, status: str) -> None:
+        names = {s["name"] for s in doc["strategies"]}
+        for item in items:
+            if len(item) != 1:
+                raise Invalid("A memory strategy must set exactly one strategy type")
+            strategy = self._strategy(item, now, status)
+            if strategy["name"] in names:
+                raise Invalid(f"Memory already has a strategy named {strategy['name']}", "ResourceConflict")
+            self._check_templates(doc, strategy["namespaceTemplates"])
+            names.add(strategy["name"])
+            doc["strategies"].append(strategy)
+
+    def update_memory(self, memory_id: str, params: dict[str, Any]) -> dict[str, Any]:
+        """UpdateMemory: description, expiry, role, and strategies added, modified or deleted (all or nothing)."""
+        with self.lock:
+            row = self.db.execute("SELECT doc, status FROM memories WHERE id = ?", (memory_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"Memory {memory_id} not found")
+            doc, status = json.loads(row[0]), row[1]
+            now = time.time()
+            changes = params.get("memoryStrategies") or {}
+            by_id = {s["strategyId"]: s for s in doc["strategies"]}
+            for item in changes.get("deleteMemoryStrategies") or []:
+                if item["memoryStrategyId"] not in by_id:
+                    raise Invalid(f"Memory {memory_id} has no strategy {item['memoryStrategyId']}")
+                by_id.pop(item["memoryStrategyId"])
+            for item in changes.get("modifyMemoryStrategies") or []:
+                strategy = by_id.get(item["memoryStrategyId"])
+                if strategy is None:
+                    raise Invalid(f"Memory {memory_id} has no strategy {item['memoryStrategyId']}")
+                templates = item.get("namespaceTemplates") or item.get("namespaces")
+                if templates:
+                    self._check_templates(doc, templates)
+                    strategy["namespaces"] = strategy["namespaceTemplates"] = list(templates)
+                if item.get("description"):
+                    strategy["description"] = item["description"]
+                strategy["updatedAt"] = now
+            doc["strategies"] = list(by_id.values())
+            self._add_strategies(doc, changes.get("addMemoryStrategies") or [], now, "CREATING")
+            for key in ("description", "eventExpiryDuration", "memoryExecutionRoleArn"):
+                if params.get(key) is not None:
+                    doc[key] = params[key]
+            if changes:
+                status = "UPDATING"  # the next GetMemory sees it ACTIVE again
+            doc["updatedAt"] = now
+            self.db.execute("UPDATE memories SET doc = ?, status = ? WHERE id = ?", (json.dumps(doc), status, memory_id))
+            self._memory_cache[memory_id] = doc
+            return {**doc, "status": status}
+
     def get_memory(self, memory_id: str) -> dict[str, Any]:
         with self.lock:
             row = self.db.execute("SELECT doc, status FROM memories WHERE id = ?", (memory_id,)).fetchone()
             if row is None:
                 raise NotFound(f"Memory {memory_id} not found")
             doc, status = json.loads(row[0]), row[1]
-            if status == "CREATING":  # the next look sees it ACTIVE
-                self.db.execute("UPDATE memories SET status = 'ACTIVE' WHERE id = ?", (memory_id,))
+            if status in ("CREATING", "UPDATING"):  # the next look sees it, and its new strategies, ACTIVE
+                settled = json.loads(row[0])
+                for strategy in settled["strategies"]:
+                    strategy["status"] = "ACTIVE"
+                self.db.execute("UPDATE memories SET status = 'ACTIVE', doc = ? WHERE id = ?",
+                                (json.dumps(settled), memory_id))
+                self._memory_cache[memory_id] = settled
             return {**doc, "status": status}
 
     def list_memories(self, max_results: int, token: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -327,13 +493,19 @@ class Store:
                     "DELETE FROM records_fts WHERE rowid IN (SELECT rid FROM records WHERE memory_id = ?)",
                     (memory_id,),
                 )
-                for table in ("records", "events", "sessions"):
+                for table in ("records", "events", "sessions", "extraction_queue", "extraction_jobs"):
                     self.db.execute(f"DELETE FROM {table} WHERE memory_id = ?", (memory_id,))
                 self.db.execute("DELETE FROM memories WHERE id = ?", (memory_id,))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+
+    def _memory_or_none(self, memory_id: str) -> dict[str, Any] | None:
+        try:
+            return self._memory(memory_id)
+        except NotFound:
+            return None
 
     def _memory(self, memory_id: str) -> dict[str, Any]:
         """The memory's document (cached: one process owns the database), or NotFound."""
@@ -379,12 +551,23 @@ class Store:
                     "INSERT OR IGNORE INTO sessions (memory_id, actor_id, session_id, created_at) VALUES (?,?,?,?)",
                     (memory_id, actor_id, session_id, ts),
                 )
-                if memory.get("strategies") and p.get("extractionMode") != "SKIP":
-                    self._extract(memory, event_id, actor_id, session_id, p)
+                extract = bool(memory.get("strategies")) and p.get("extractionMode") != "SKIP"
+                variables = dict((p.get("extractionConfig") or {}).get("namespaceVariables") or {})
+                if extract and self.extraction_delay <= 0:
+                    self._extract(memory, actor_id, session_id, [event_id], None, variables)
+                elif extract:
+                    self.db.execute(
+                        "INSERT INTO extraction_queue (memory_id, actor_id, session_id, event_id, variables, due)"
+                        " VALUES (?,?,?,?,?,?)", (memory_id, actor_id, session_id, event_id,
+                                                  json.dumps(variables) if variables else None,
+                                                  time.time() + self.extraction_delay))
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            if extract and self.extraction_delay > 0:
+                self._start_worker()
+                self._wake.set()
             if self.filtered_listing_delay > 0:
                 self._unindexed.append((time.monotonic(), inserted.lastrowid))
                 self._first_unindexed()  # forget what is indexed by now
@@ -396,26 +579,85 @@ class Store:
             event["metadata"] = {k: {"stringValue": v} for k, v in metadata.items()}
         return event
 
-    def _extract(self, memory: dict[str, Any], event_id: str, actor_id: str, session_id: str,
-                 p: dict[str, Any]) -> None:
-        texts = [record_text(item["conversational"]["content"]["text"])
-                 for item in p["payload"] if "conversational" in item]
-        if not texts:
+    def _messages(self, memory_id: str, actor_id: str, session_id: str, event_ids: list[str] | None
+                  ) -> list[tuple[str, int, extractors.Message]]:
+        """(eventId, messageIndex, message) of the session's conversational items, oldest first (only
+        ``event_ids``' when given)."""
+        rows = self.db.execute(
+            "SELECT event_id, payload FROM events WHERE memory_id = ? AND actor_id = ? AND session_id = ?"
+            " ORDER BY event_ts, seq", (memory_id, actor_id, session_id)).fetchall()
+        wanted = set(event_ids) if event_ids is not None else None
+        out = []
+        for event_id, payload in rows:
+            if wanted is not None and event_id not in wanted:
+                continue
+            for index, item in enumerate(json.loads(payload)):
+                if "conversational" in item:
+                    conv = item["conversational"]
+                    out.append((event_id, index, extractors.Message(conv.get("role", "OTHER"),
+                                                                    record_text(conv["content"]["text"]))))
+        return out
+
+    def _extract(self, memory: dict[str, Any], actor_id: str, session_id: str, event_ids: list[str],
+                 strategy_id: str | None, variables: dict[str, str]) -> None:
+        """Write the records each strategy (or the one named) draws from these events; inside a transaction.
+        A strategy whose extractor fails leaves a FAILED extraction job instead of records."""
+        new = self._messages(memory["id"], actor_id, session_id, event_ids)
+        if not new:
             return
-        variables = dict((p.get("extractionConfig") or {}).get("namespaceVariables") or {})
+        session: list[tuple[str, int, extractors.Message]] | None = None
         now = time.time()
+        label = {"extractor": {"stringValue": extractors.LABELS[self.extractor]}}
         for strategy in memory["strategies"]:
+            if strategy_id is not None and strategy["strategyId"] != strategy_id:
+                continue
             values = {**variables, "actorId": actor_id, "sessionId": session_id,
-                      "memoryStrategyId": strategy["strategyId"], "strategyId": strategy["strategyId"]}
-            for template in strategy["namespaceTemplates"]:
-                namespace = re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), template)
-                for text in texts:
-                    cur = self.db.execute(
-                        "INSERT INTO records (record_id, memory_id, strategy_id, namespace, text, created_at,"
-                        " event_id) VALUES (?,?,?,?,?,?,?)",
-                        (f"mem-{uuid.uuid4()}", memory["id"], strategy["strategyId"], namespace, text, now, event_id),
-                    )
-                    self.db.execute("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, text))
+                      "memoryStrategyId": strategy["strategyId"]}
+            namespace = re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))),
+                               strategy["namespaceTemplates"][0])
+            try:
+                if session is None and self.extractor != "verbatim":
+                    session = self._messages(memory["id"], actor_id, session_id, None)
+                found = extractors.extract(self.extractor, strategy["type"], [m for _, _, m in new],
+                                           [m for _, _, m in session or new])
+            except Exception as exc:  # noqa: BLE001 - a failed extraction is a job to retry, as on AWS
+                self.db.execute(
+                    "INSERT INTO extraction_jobs (job_id, memory_id, actor_id, session_id, strategy_id, messages,"
+                    " variables, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (f"job-{uuid.uuid4()}", memory["id"], actor_id, session_id, strategy["strategyId"],
+                     json.dumps([{"eventId": e, "messageIndex": i} for e, i, _ in new]),
+                     json.dumps(variables) if variables else None, f"{type(exc).__name__}: {exc}"[:500], now))
+                continue
+            for item in found:
+                self._write_record(memory["id"], strategy["strategyId"], namespace, item, label, now)
+
+    def _write_record(self, memory_id: str, strategy_id: str, namespace: str, item: extractors.Extracted,
+                      metadata: dict[str, Any], now: float) -> None:
+        """One extracted record: a consolidated one (a key) replaces its predecessor; a repeated text is kept once
+        (AWS consolidates its records too)."""
+        if item.key is not None:
+            old = self.db.execute("SELECT rid FROM records WHERE memory_id = ? AND strategy_id = ? AND namespace = ?"
+                                  " AND skey = ?", (memory_id, strategy_id, namespace, item.key)).fetchone()
+            if old:
+                self.db.execute("UPDATE records SET text = ?, ts = ? WHERE rid = ?", (item.text, now, old[0]))
+                self.db.execute("UPDATE records_fts SET text = ? WHERE rowid = ?", (item.text, old[0]))
+                return
+        elif self.extractor != "verbatim" and self.db.execute(
+                "SELECT 1 FROM records WHERE memory_id = ? AND strategy_id = ? AND namespace = ? AND text = ?",
+                (memory_id, strategy_id, namespace, item.text)).fetchone():
+            return
+        self._insert_record(memory_id, strategy_id, namespace, item.text, now, metadata, item.key)
+
+    def _insert_record(self, memory_id: str, strategy_id: str, namespace: str, text: str, ts: float,
+                       metadata: dict[str, Any] | None, key: str | None = None) -> str:
+        record_id = f"mem-{uuid.uuid4()}"
+        cur = self.db.execute(
+            "INSERT INTO records (record_id, memory_id, strategy_id, namespace, text, created_at, metadata, ts, skey)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
+            (record_id, memory_id, strategy_id, namespace, text, time.time(),
+             json.dumps(metadata) if metadata else None, ts, key))
+        self.db.execute("INSERT INTO records_fts (rowid, text) VALUES (?, ?)", (cur.lastrowid, text))
+        return record_id
 
     _EVENT_COLUMNS = "memory_id, actor_id, session_id, event_id, event_ts, payload, branch, metadata, seq"
 
@@ -558,25 +800,45 @@ class Store:
         return summaries, (_encode_token(offset + max_results) if len(rows) > max_results else None)
 
     # -- long-term records --------------------------------------------------------------------
+    _RECORD_COLUMNS = "r.record_id, r.strategy_id, r.namespace, r.text, r.created_at, r.ts, r.metadata"
+
     @staticmethod
     def _record(row: tuple[Any, ...], score: float | None = None) -> dict[str, Any]:
-        record_id, strategy_id, namespace, text, created_at = row[:5]
+        record_id, strategy_id, namespace, text, created_at, ts, metadata = row[:7]
         summary: dict[str, Any] = {"memoryRecordId": record_id, "content": {"text": text},
                                    "memoryStrategyId": strategy_id, "namespaces": [namespace],
                                    "createdAt": created_at}
+        if ts is not None:
+            summary["timestamp"] = ts
+        if metadata:
+            summary["metadata"] = json.loads(metadata)
         if score is not None:
             summary["score"] = score
         return summary
 
+    @staticmethod
+    def _metadata_matches(metadata: str | None, filters: list[dict[str, Any]]) -> bool:
+        values = json.loads(metadata) if metadata else {}
+        for expr in filters:
+            value = values.get(expr["left"].get("metadataKey", ""))
+            op = expr["operator"]
+            if op == "EXISTS" and value is None or op == "NOT_EXISTS" and value is not None:
+                return False
+            if op == "EQUALS_TO" and (value or {}).get("stringValue") != \
+                    (expr.get("right") or {}).get("metadataValue", {}).get("stringValue"):
+                return False
+        return True
+
     def retrieve_records(self, memory_id: str, query: str, namespace: str | None, namespace_path: str | None,
-                         strategy_id: str | None, top_k: int) -> list[dict[str, Any]]:
+                         strategy_id: str | None, top_k: int,
+                         filters: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         fts = _fts_query(query)
         with self.lock:
             self._memory(memory_id)
             if fts is None:
                 return []
             rows = self.db.execute(
-                "SELECT r.record_id, r.strategy_id, r.namespace, r.text, r.created_at, bm25(records_fts) AS rank"
+                f"SELECT {self._RECORD_COLUMNS}, bm25(records_fts) AS rank"
                 " FROM records_fts JOIN records r ON r.rid = records_fts.rowid"
                 " WHERE records_fts MATCH ? AND r.memory_id = ? AND (? IS NULL OR r.strategy_id = ?)"
                 " ORDER BY rank LIMIT 1000",
@@ -585,23 +847,24 @@ class Store:
         query_words = _words(query)
         out = []
         for row in rows:
-            if _ns_matches(row[2], namespace, namespace_path):
+            if _ns_matches(row[2], namespace, namespace_path) and self._metadata_matches(row[6], filters or []):
                 out.append(self._record(row, score=_coverage(query_words, row[3])))
         out.sort(key=lambda r: -r["score"])  # stable: BM25 order among equal scores
         return out[:top_k]
 
     def list_records(self, memory_id: str, namespace: str | None, namespace_path: str | None,
-                     strategy_id: str | None, max_results: int, token: str | None
-                     ) -> tuple[list[dict[str, Any]], str | None]:
+                     strategy_id: str | None, max_results: int, token: str | None,
+                     filters: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], str | None]:
         offset = _offset_token(token)
         with self.lock:
             self._memory(memory_id)
             rows = self.db.execute(
-                "SELECT record_id, strategy_id, namespace, text, created_at FROM records WHERE memory_id = ?"
+                f"SELECT {self._RECORD_COLUMNS} FROM records r WHERE memory_id = ?"
                 " AND (? IS NULL OR strategy_id = ?) ORDER BY created_at DESC, rid DESC",
                 (memory_id, strategy_id, strategy_id),
             ).fetchall()
-        matching = [r for r in rows if _ns_matches(r[2], namespace, namespace_path)]
+        matching = [r for r in rows if _ns_matches(r[2], namespace, namespace_path)
+                    and self._metadata_matches(r[6], filters or [])]
         page = [self._record(r) for r in matching[offset:offset + max_results]]
         more = len(matching) > offset + max_results
         return page, (_encode_token(offset + max_results) if more else None)
@@ -610,8 +873,8 @@ class Store:
         with self.lock:
             self._memory(memory_id)
             row = self.db.execute(
-                "SELECT record_id, strategy_id, namespace, text, created_at FROM records"
-                " WHERE memory_id = ? AND record_id = ?", (memory_id, record_id),
+                f"SELECT {self._RECORD_COLUMNS} FROM records r WHERE memory_id = ? AND record_id = ?",
+                (memory_id, record_id),
             ).fetchone()
         if row is None:
             raise NotFound(f"Memory record {record_id} not found")
@@ -629,3 +892,125 @@ class Store:
             self.db.execute("DELETE FROM records_fts WHERE rowid = ?", (row[0],))
             self.db.execute("DELETE FROM records WHERE rid = ?", (row[0],))
             self.db.execute("COMMIT")
+
+    # -- batch record operations (each record succeeds or fails on its own, as AWS answers) ---------------------
+    @staticmethod
+    def _failed(record_id: str | None, message: str, code: int, request: str | None = None) -> dict[str, Any]:
+        out = {"memoryRecordId": record_id or f"mem-{uuid.uuid4()}", "status": "FAILED", "errorCode": code,
+               "errorMessage": message}
+        return {**out, "requestIdentifier": request} if request else out
+
+    def _batch(self, memory_id: str, records: list[dict[str, Any]],
+               one: Any) -> dict[str, list[dict[str, Any]]]:
+        done: dict[str, list[dict[str, Any]]] = {"successfulRecords": [], "failedRecords": []}
+        with self.lock:
+            memory = self._memory(memory_id)
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for record in records:
+                    result = one(memory, record)
+                    done["failedRecords" if result["status"] == "FAILED" else "successfulRecords"].append(result)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+        return done
+
+    def batch_create_records(self, memory_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+
+        def create(memory: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+            request = record["requestIdentifier"]
+            if request in seen:
+                return self._failed(None, f"requestIdentifier {request} appears twice in the batch", 400, request)
+            seen.add(request)
+            strategy = record.get("memoryStrategyId")
+            if strategy not in {s["strategyId"] for s in memory["strategies"]}:
+                return self._failed(None, f"memoryStrategyId {strategy} is not a strategy of memory {memory_id}"
+                                    " (the emulator files every record under one of the memory's strategies)",
+                                    400, request)
+            if not record["namespaces"] or "text" not in record["content"]:
+                return self._failed(None, "A record needs one namespace and a content.text", 400, request)
+            record_id = self._insert_record(memory_id, strategy, record["namespaces"][0], record["content"]["text"],
+                                            float(record["timestamp"]), record.get("metadata"))
+            return {"memoryRecordId": record_id, "status": "SUCCEEDED", "requestIdentifier": request}
+        return self._batch(memory_id, records, create)
+
+    def batch_update_records(self, memory_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        def update(memory: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+            record_id = record["memoryRecordId"]
+            row = self.db.execute("SELECT rid FROM records WHERE memory_id = ? AND record_id = ?",
+                                  (memory_id, record_id)).fetchone()
+            if row is None:
+                return self._failed(record_id, f"Memory record {record_id} not found", 404)
+            strategy = record.get("memoryStrategyId")
+            if strategy is not None and strategy not in {s["strategyId"] for s in memory["strategies"]}:
+                return self._failed(record_id, f"memoryStrategyId {strategy} is not a strategy of memory "
+                                    f"{memory_id}", 400)
+            sets: dict[str, Any] = {"ts": float(record["timestamp"])}
+            if "text" in (record.get("content") or {}):
+                sets["text"] = record["content"]["text"]
+                self.db.execute("UPDATE records_fts SET text = ? WHERE rowid = ?", (sets["text"], row[0]))
+            if record.get("namespaces"):
+                sets["namespace"] = record["namespaces"][0]
+            if strategy is not None:
+                sets["strategy_id"] = strategy
+            if record.get("metadata") is not None:
+                sets["metadata"] = json.dumps(record["metadata"])
+            self.db.execute(f"UPDATE records SET {', '.join(f'{k} = ?' for k in sets)} WHERE rid = ?",
+                            (*sets.values(), row[0]))
+            return {"memoryRecordId": record_id, "status": "SUCCEEDED"}
+        return self._batch(memory_id, records, update)
+
+    def batch_delete_records(self, memory_id: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+        def delete(memory: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+            record_id = record["memoryRecordId"]
+            row = self.db.execute("SELECT rid, namespace FROM records WHERE memory_id = ? AND record_id = ?",
+                                  (memory_id, record_id)).fetchone()
+            if row is None or (record.get("namespace") is not None
+                               and row[1].rstrip("/") != record["namespace"].rstrip("/")):
+                return self._failed(record_id, f"Memory record {record_id} not found", 404)
+            self.db.execute("DELETE FROM records_fts WHERE rowid = ?", (row[0],))
+            self.db.execute("DELETE FROM records WHERE rid = ?", (row[0],))
+            return {"memoryRecordId": record_id, "status": "SUCCEEDED"}
+        return self._batch(memory_id, records, delete)
+
+    # -- extraction jobs (AWS lists the failed ones, which StartMemoryExtractionJob runs again) -------------------
+    def list_extraction_jobs(self, memory_id: str, flt: dict[str, Any], max_results: int, token: str | None
+                             ) -> tuple[list[dict[str, Any]], str | None]:
+        offset = _offset_token(token)
+        with self.lock:
+            self._memory(memory_id)
+            rows = self.db.execute(
+                "SELECT job_id, actor_id, session_id, strategy_id, messages, reason FROM extraction_jobs"
+                " WHERE memory_id = ? AND (? IS NULL OR strategy_id = ?) AND (? IS NULL OR session_id = ?)"
+                " AND (? IS NULL OR actor_id = ?) ORDER BY created_at, job_id LIMIT ? OFFSET ?",
+                (memory_id, *[flt.get(k) for k in ("strategyId", "strategyId", "sessionId", "sessionId",
+                                                   "actorId", "actorId")], max_results + 1, offset),
+            ).fetchall()
+        jobs = [{"jobID": job_id, "messages": {"messagesList": json.loads(messages)}, "status": "FAILED",
+                 "failureReason": reason, "strategyId": strategy_id, "sessionId": session_id, "actorId": actor_id}
+                for job_id, actor_id, session_id, strategy_id, messages, reason in rows[:max_results]]
+        return jobs, (_encode_token(offset + max_results) if len(rows) > max_results else None)
+
+    def start_extraction_job(self, memory_id: str, job_id: str) -> str:
+        """Queue a failed job's events again, for its strategy only; the job leaves the list."""
+        with self.lock:
+            self._memory(memory_id)
+            row = self.db.execute(
+                "SELECT actor_id, session_id, strategy_id, messages, variables FROM extraction_jobs"
+                " WHERE memory_id = ? AND job_id = ?", (memory_id, job_id)).fetchone()
+            if row is None:
+                raise NotFound(f"Extraction job {job_id} not found in memory {memory_id}")
+            actor_id, session_id, strategy_id, messages, variables = row
+            event_ids = list(dict.fromkeys(m["eventId"] for m in json.loads(messages)))
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM extraction_jobs WHERE job_id = ?", (job_id,))
+            self.db.executemany(
+                "INSERT INTO extraction_queue (memory_id, actor_id, session_id, event_id, strategy_id, variables, due)"
+                " VALUES (?,?,?,?,?,?,?)", [(memory_id, actor_id, session_id, e, strategy_id, variables,
+                                             time.time() + self.extraction_delay) for e in event_ids])
+            self.db.execute("COMMIT")
+        self._start_worker()
+        self._wake.set()
+        return job_id
