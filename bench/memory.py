@@ -16,15 +16,21 @@ and prints, for each:
   moto does not paginate (it truncates to maxResults and sends no nextToken), so for moto the figure is ONE
   ListEvents call without maxResults, which returns all 2,000 events at once.
 
+Then, on the emulator alone (moto has no RetrieveMemoryRecords), the latency of RetrieveMemoryRecords over K
+long-term records (default 10,000, written with BatchCreateMemoryRecords into 100 actors' namespaces of one
+semantic strategy): Q queries of three words, topK 10, half scoped to one actor (``namespace``), half to every
+actor (``namespacePath``); p50 and p99.
+
 Then the ratios emulator/floor and emulator/moto, and the targets (met/missed; the exit status is 0 either way):
 sequential CreateEvent at least 0.67x the floor, and the full 2,000-event listing well under half a second.
 
-Usage: python bench/memory.py [--events N] [--threads T] [--per-thread M] [--runs R]
+Usage: python bench/memory.py [--events N] [--threads T] [--per-thread M] [--runs R] [--records K] [--queries Q]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import textwrap
@@ -213,6 +219,37 @@ def measure(name: str, url: str, events: int, threads: int, per_thread: int, run
     return {"sequential": events / sequential, "concurrent": concurrent, "listing": listing}
 
 
+def measure_retrieval(url: str, records: int, queries: int) -> tuple[float, float]:
+    """(p50, p99) seconds of RetrieveMemoryRecords over ``records`` long-term records (module docstring)."""
+    control, data = _clients(url)
+    memory = control.create_memory(name="bench_records", eventExpiryDuration=7,
+                                   memoryStrategies=[{"semanticMemoryStrategy": {"name": "facts"}}])["memory"]
+    strategy_id = memory["strategies"][0]["strategyId"]
+    rng = random.Random(15)
+    vocabulary = [f"{a}{b}" for a in ("bill", "lea", "pool", "sock", "dash", "plan", "road", "test", "index", "cache")
+                  for b in ("ing", "er", "s", "ed", "ment", "ly", "ion", "ic", "al", "ity")]
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]  # Zipf-like: a few words are everywhere
+
+    def sentence() -> str:
+        return "The user " + " ".join(rng.choices(vocabulary, weights, k=12)) + "."
+    now = time.time()
+    for first in range(0, records, 100):
+        batch = [{"requestIdentifier": f"r{first + i}", "content": {"text": sentence()}, "timestamp": now,
+                  "namespaces": [f"/strategies/{strategy_id}/actors/a{(first + i) % 100}/"],
+                  "memoryStrategyId": strategy_id} for i in range(min(100, records - first))]
+        if data.batch_create_memory_records(memoryId=memory["id"], records=batch)["failedRecords"]:
+            raise RuntimeError("BatchCreateMemoryRecords refused records")
+    timings = []
+    for i in range(queries):
+        scope = ({"namespace": f"/strategies/{strategy_id}/actors/a{i % 100}/"} if i % 2 else
+                 {"namespacePath": f"/strategies/{strategy_id}/"})
+        criteria = {"searchQuery": " ".join(rng.choices(vocabulary, k=3)), "topK": 10}
+        timings.append(_timed(lambda: data.retrieve_memory_records(memoryId=memory["id"], searchCriteria=criteria,
+                                                                   **scope)))
+    timings.sort()
+    return statistics.median(timings), timings[min(len(timings) - 1, int(len(timings) * 0.99))]
+
+
 def _line(label: str, figures: str) -> None:
     print(f"{label:<52}{figures}")
 
@@ -223,9 +260,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads for the concurrent figure (1-64)")
     parser.add_argument("--per-thread", type=int, default=250, help="CreateEvents per thread (1-10000)")
     parser.add_argument("--runs", type=int, default=5, help="listing repetitions, median reported (1-100)")
+    parser.add_argument("--records", type=int, default=10_000, help="long-term records searched (100-100000)")
+    parser.add_argument("--queries", type=int, default=200, help="RetrieveMemoryRecords calls timed (10-10000)")
     args = parser.parse_args()
     for option, low, high in (("events", 100, 20_000), ("threads", 1, 64), ("per_thread", 1, 10_000),
-                              ("runs", 1, 100)):
+                              ("runs", 1, 100), ("records", 100, 100_000), ("queries", 10, 10_000)):
         if not low <= getattr(args, option) <= high:
             parser.error(f"--{option.replace('_', '-')} must be between {low} and {high}")
 
@@ -250,6 +289,8 @@ def main() -> None:
                 began = time.perf_counter()
                 results[name] = measure(name, server.base_url, args.events, args.threads, args.per_thread,
                                         args.runs)
+                if name == "emulator":
+                    retrieval = measure_retrieval(server.base_url, args.records, args.queries)
                 print(f"  {name:<9} {server.base_url}  measured in {time.perf_counter() - began:5.1f} s")
 
     print()
@@ -274,6 +315,9 @@ def main() -> None:
           f"{ratio:6.2f}x   {'met' if ratio >= TARGET_CREATE_RATIO else 'MISSED'}")
     _line(f"target: full {args.events}-event listing < {TARGET_LISTING_SECONDS} s",
           f"{emulator['listing']:6.3f} s   {'met' if emulator['listing'] < TARGET_LISTING_SECONDS else 'MISSED'}")
+    print()
+    _line(f"emulator RetrieveMemoryRecords over {args.records} records",
+          f"p50 {retrieval[0] * 1000:6.1f} ms   p99 {retrieval[1] * 1000:6.1f} ms  ({args.queries} queries, topK 10)")
 
 
 if __name__ == "__main__":

@@ -135,7 +135,8 @@ def _extractor(env: Mapping[str, str]) -> str:
     """``LAB_EMULATOR_EXTRACTOR``: ``verbatim`` (default) or ``rules``."""
     raw = env.get("LAB_EMULATOR_EXTRACTOR", "").strip().lower() or "verbatim"
     if raw not in ("verbatim", "rules"):
-        raise ConfigError(f"LAB_EMULATOR_EXTRACTOR must be 'verbatim' or 'rules', got {env['LAB_EMULATOR_EXTRACTOR']!r}")
+        raise ConfigError(f"LAB_EMULATOR_EXTRACTOR must be 'verbatim' or 'rules', "
+                          f"got {env['LAB_EMULATOR_EXTRACTOR']!r}")
     return raw
 
 

@@ -42,10 +42,11 @@ metadataFilters on retrieval and listing support EQUALS_TO, EXISTS and NOT_EXIST
 operators are refused with a ValidationException that says so.
 
 Search is lexical, not semantic: RetrieveMemoryRecords runs an SQLite FTS5 ``MATCH`` over the record texts
-(any query word, porter stemming, ranked by BM25). ``score`` is the share of the query's distinct words found
-in the record (a word counts when it equals, or shares a prefix of at least 4 letters with, a record word), in
-(0, 1]: plain to reason about, and comparable with the SDK's ``relevance_score`` threshold (default 0.2).
-A query that shares no word with a record does not find it, even when a semantic search would.
+of its namespace scope (any query word, porter stemming, the best 1,000 by BM25, then ranked by ``score``,
+BM25 among equal scores). ``score`` is the share of the query's distinct words found in the record (a word
+counts when it equals, or shares a prefix of at least 4 letters with, a record word), in (0, 1]: plain to
+reason about, and comparable with the SDK's ``relevance_score`` threshold (default 0.2). A query
+that shares no word with a record does not find it, even when a semantic search would.
 
 Eventual consistency of filtered listings (an option, off by default)
 ---------------------------------------------------------------------
@@ -243,6 +244,18 @@ def _coverage(query_words: list[str], text: str) -> float:
         return len(stem) >= 4 and any(w.startswith(stem) for w in words)
 
     return round(sum(1 for q in query_words if found(q)) / len(query_words), 4) if query_words else 0.0
+
+
+def _ns_sql(namespace: str | None, namespace_path: str | None) -> tuple[str, list[Any]]:
+    """The SQL condition of :func:`_ns_matches` on ``r.namespace`` (so that a search's LIMIT counts only the
+    records in scope)."""
+    if namespace is not None:
+        return "rtrim(r.namespace, '/') = ?", [namespace.rstrip("/")]
+    if namespace_path is not None and namespace_path.rstrip("/"):
+        path = namespace_path.rstrip("/")
+        return ("(rtrim(r.namespace, '/') = ? OR substr(r.namespace, 1, ?) = ?)",
+                [path, len(path) + 1, path + "/"])
+    return "1", []
 
 
 def _ns_matches(record_ns: str, namespace: str | None, namespace_path: str | None) -> bool:
@@ -449,7 +462,8 @@ class Store:
             if changes:
                 status = "UPDATING"  # the next GetMemory sees it ACTIVE again
             doc["updatedAt"] = now
-            self.db.execute("UPDATE memories SET doc = ?, status = ? WHERE id = ?", (json.dumps(doc), status, memory_id))
+            self.db.execute("UPDATE memories SET doc = ?, status = ? WHERE id = ?",
+                            (json.dumps(doc), status, memory_id))
             self._memory_cache[memory_id] = doc
             return {**doc, "status": status}
 
@@ -833,6 +847,7 @@ class Store:
                          strategy_id: str | None, top_k: int,
                          filters: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         fts = _fts_query(query)
+        scope, scope_args = _ns_sql(namespace, namespace_path)
         with self.lock:
             self._memory(memory_id)
             if fts is None:
@@ -840,14 +855,14 @@ class Store:
             rows = self.db.execute(
                 f"SELECT {self._RECORD_COLUMNS}, bm25(records_fts) AS rank"
                 " FROM records_fts JOIN records r ON r.rid = records_fts.rowid"
-                " WHERE records_fts MATCH ? AND r.memory_id = ? AND (? IS NULL OR r.strategy_id = ?)"
+                f" WHERE records_fts MATCH ? AND r.memory_id = ? AND (? IS NULL OR r.strategy_id = ?) AND {scope}"
                 " ORDER BY rank LIMIT 1000",
-                (fts, memory_id, strategy_id, strategy_id),
+                (fts, memory_id, strategy_id, strategy_id, *scope_args),
             ).fetchall()
         query_words = _words(query)
         out = []
         for row in rows:
-            if _ns_matches(row[2], namespace, namespace_path) and self._metadata_matches(row[6], filters or []):
+            if self._metadata_matches(row[6], filters or []):
                 out.append(self._record(row, score=_coverage(query_words, row[3])))
         out.sort(key=lambda r: -r["score"])  # stable: BM25 order among equal scores
         return out[:top_k]
