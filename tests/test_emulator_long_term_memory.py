@@ -274,6 +274,9 @@ def test_new_operations_answer_as_their_output_shapes_say(control, data, memory)
     for model, status, body in answers:
         assert status == model.http.get("responseCode", 200), model.name
         assert shapes.output_problems(model.output_shape, json.loads(body)) == [], model.name
+    metadata_value = shapes.service("bedrock-agentcore").shape_for("MemoryRecordMetadataValue")
+    for label in extractors.LABELS.values():  # what every extracted record carries
+        assert shapes.output_problems(metadata_value, {"stringValue": label}) == [], label
 
 
 @pytest.mark.parametrize("call, code", [

@@ -28,9 +28,9 @@ from collections import Counter
 from dataclasses import dataclass
 
 EXTRACTORS = ("verbatim", "rules")
-#: The ``metadata.extractor`` value of each extractor's records (the model's value pattern allows no comma).
-LABELS = {"verbatim": "lab offline stand-in: verbatim copy, not an LLM",
-          "rules": "lab offline stand-in: rules, not an LLM"}
+#: The ``metadata.extractor`` value of each extractor's records (the model's value pattern allows no comma or parenthesis).
+LABELS = {"verbatim": "lab offline stand-in - verbatim copy - not an LLM",
+          "rules": "lab offline stand-in - rules - not an LLM"}
 #: Consolidation key of a session summary: a later extraction replaces the record with this key.
 SUMMARY_KEY = "summary"
 
