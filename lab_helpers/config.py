@@ -46,7 +46,7 @@ class Settings:
     #: scaled): AWS's eventual consistency there, off (0) for the lessons (``lab_helpers/emulator/memory_store.py``).
     emulator_filter_delay: float = 0.0
     #: Seconds (at time scale 1) between a Memory event and the long-term records extracted from it, and which
-    #: offline extractor writes them ("verbatim" or "rules"): ``lab_helpers/emulator/extractors.py``.
+    #: extractor writes them ("verbatim", "rules" or "model"): ``lab_helpers/emulator/extractors.py``.
     emulator_extraction_delay: float = 0.0
     emulator_extractor: str = "verbatim"
     max_epochs: int = 1000
@@ -132,10 +132,10 @@ def _model(env: Mapping[str, str], mode: str) -> str:
 
 
 def _extractor(env: Mapping[str, str]) -> str:
-    """``LAB_EMULATOR_EXTRACTOR``: ``verbatim`` (default) or ``rules``."""
+    """``LAB_EMULATOR_EXTRACTOR``: ``verbatim`` (default), ``rules`` or ``model`` (``LAB_MODEL``)."""
     raw = env.get("LAB_EMULATOR_EXTRACTOR", "").strip().lower() or "verbatim"
-    if raw not in ("verbatim", "rules"):
-        raise ConfigError(f"LAB_EMULATOR_EXTRACTOR must be 'verbatim' or 'rules', "
+    if raw not in ("verbatim", "rules", "model"):
+        raise ConfigError(f"LAB_EMULATOR_EXTRACTOR must be 'verbatim', 'rules' or 'model', "
                           f"got {env['LAB_EMULATOR_EXTRACTOR']!r}")
     return raw
 

@@ -3,16 +3,19 @@ extraction by the offline ``rules`` extractor, retrieval, batch record operation
 
 One emulator for the module, extraction delayed by EXTRACTION_DELAY lesson seconds (a fraction of a second at the
 tests' time scale): records are absent right after CreateEvent and waited for with ``eventually``, never a sleep.
-moto implements none of the long-term operations tested here (UpdateMemory, Retrieve/Batch*MemoryRecords,
-extraction jobs), so there is no differential test against it.
+A second, short-lived emulator runs the ``model`` extractor against a fake OpenAI-compatible server. Of the
+operations tested here moto 5.2.5 implements only UpdateMemory (none of Retrieve/Batch*MemoryRecords or the
+extraction jobs): one differential test compares it.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -24,6 +27,7 @@ from botocore.exceptions import ClientError
 from conftest import LocalAgentCore, local_agentcore
 from lab_helpers.emulator import extractors, shapes
 from lab_helpers.emulator.memory_store import Store
+from lab_helpers.processes import free_port
 from lab_helpers.waiting import eventually
 
 #: Lesson seconds between an event and its records (times the tests' time scale: well under a second).
@@ -277,6 +281,88 @@ def test_new_operations_answer_as_their_output_shapes_say(control, data, memory)
     metadata_value = shapes.service("bedrock-agentcore").shape_for("MemoryRecordMetadataValue")
     for label in extractors.LABELS.values():  # what every extracted record carries
         assert shapes.output_problems(metadata_value, {"stringValue": label}) == [], label
+
+
+def test_update_memory_agrees_with_moto_on_the_strategies_it_leaves(control):
+    """Add one strategy, rename nothing, delete another: both servers end with the same names and types. They
+    differ where moto simplifies: it is ACTIVE at once (the emulator, like AWS per the SDK, passes through an
+    update state first) and lists no ``namespaceTemplates``."""
+    from moto import server as moto_server
+
+    port = free_port()
+    moto = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    try:
+        other = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
+                              region_name="us-east-1").client("bedrock-agentcore-control",
+                                                              endpoint_url=f"http://127.0.0.1:{port}")
+        final = {}
+        for name, client in (("emulator", control), ("moto", other)):
+            memory = client.create_memory(name=f"diff_{name}", eventExpiryDuration=7, memoryStrategies=[
+                {"semanticMemoryStrategy": {"name": "facts"}},
+                {"summaryMemoryStrategy": {"name": "summaries"}}])["memory"]
+            doomed = next(s["strategyId"] for s in memory["strategies"] if s["name"] == "summaries")
+            answer = client.update_memory(memoryId=memory["id"], memoryStrategies={
+                "addMemoryStrategies": [{"userPreferenceMemoryStrategy": {"name": "preferences"}}],
+                "deleteMemoryStrategies": [{"memoryStrategyId": doomed}]})["memory"]
+            assert {"arn", "id", "name", "status", "strategies"} <= set(answer)
+            client.get_memory(memoryId=memory["id"])
+            final[name] = client.get_memory(memoryId=memory["id"])["memory"]
+        assert {name: sorted((s["name"], s["type"]) for s in m["strategies"]) for name, m in final.items()} == {
+            name: [("facts", "SEMANTIC"), ("preferences", "USER_PREFERENCE")] for name in final}
+        assert {m["status"] for m in final.values()} == {"ACTIVE"}
+    finally:
+        moto.stop()
+
+
+class FakeModel(BaseHTTPRequestHandler):
+    """An OpenAI-compatible /v1/chat/completions that answers one fact, or 503 while ``failing``."""
+
+    failing = True
+    prompts: list[str] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        FakeModel.prompts.append(body["messages"][0]["content"])
+        reply = json.dumps({"choices": [{"message": {"role": "assistant",
+                                                     "content": "- The user runs the ledger on Postgres.\n"}}]})
+        self.send_response(503 if FakeModel.failing else 200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply.encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_model_extractor_asks_lab_model_and_a_failed_job_can_be_started_again(tmp_path):
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeModel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with local_agentcore(tmp_path, emulator_extraction_delay=5, emulator_extractor="model",
+                             model=f"http://127.0.0.1:{server.server_port}") as local:
+            data = boto3.client("bedrock-agentcore", region_name=local.settings.region)
+            control = boto3.client("bedrock-agentcore-control", region_name=local.settings.region)
+            memory = control.create_memory(name="modelled", eventExpiryDuration=7, memoryStrategies=[
+                {"semanticMemoryStrategy": {"name": "facts"}}])["memory"]
+            converse(data, memory["id"], "eve", "s1", [("USER", "We moved the ledger to Postgres last week.")])
+            jobs = eventually(lambda: data.list_memory_extraction_jobs(memoryId=memory["id"])["jobs"], timeout=30,
+                              what="the failed extraction job")
+            assert jobs[0]["status"] == "FAILED" and "503" in jobs[0]["failureReason"]
+            assert jobs[0]["actorId"] == "eve" and jobs[0]["strategyId"] == memory["strategies"][0]["strategyId"]
+            FakeModel.failing = False
+            assert data.start_memory_extraction_job(memoryId=memory["id"], extractionJob={
+                "jobId": jobs[0]["jobID"]})["jobId"] == jobs[0]["jobID"]
+            found = eventually(lambda: data.list_memory_records(memoryId=memory["id"])["memoryRecordSummaries"],
+                               timeout=30, what="the model's records")
+            assert [r["content"]["text"] for r in found] == ["The user runs the ledger on Postgres."]
+            assert found[0]["metadata"]["extractor"]["stringValue"] == extractors.LABELS["model"]
+            assert "USER: We moved the ledger to Postgres last week." in FakeModel.prompts[-1]
+            assert data.list_memory_extraction_jobs(memoryId=memory["id"])["jobs"] == []
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.mark.parametrize("call, code", [

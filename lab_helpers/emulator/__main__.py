@@ -1,7 +1,7 @@
 """Run the local AgentCore emulator (Memory and Runtime, one port).
 
     python -m lab_helpers.emulator serve [--host 127.0.0.1] [--port 8787] [--db PATH] [--filtered-listing-delay S]
-                                         [--extraction-delay S] [--extractor verbatim|rules]
+                                         [--extraction-delay S] [--extractor verbatim|rules|model]
     python -m lab_helpers.agentcore_local serve ...   (the older spelling, still accepted)
 
 The word ``serve`` is optional and the options may come before or after it, so the file also runs as a script
@@ -59,12 +59,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="extract long-term records SECONDS after their event (lesson seconds, times the time "
                              "scale LAB_TIME_SCALE), as AWS extracts asynchronously; 0: inside CreateEvent "
                              f"(default: LAB_EMULATOR_EXTRACTION_DELAY, {settings.emulator_extraction_delay:g})")
-    parser.add_argument("--extractor", default=settings.emulator_extractor, choices=["verbatim", "rules"],
-                        help="offline stand-in that writes long-term records: 'verbatim' (each message) or 'rules' "
-                             f"(facts, summaries, preferences) (default: LAB_EMULATOR_EXTRACTOR, "
-                             f"{settings.emulator_extractor})")
+    parser.add_argument("--extractor", default=settings.emulator_extractor, choices=["verbatim", "rules", "model"],
+                        help="what writes long-term records: 'verbatim' (each message) or 'rules' (facts, summaries, "
+                             "preferences), offline stand-ins, or 'model' (LAB_MODEL, LAB_MODEL_ID) "
+                             f"(default: LAB_EMULATOR_EXTRACTOR, {settings.emulator_extractor})")
     args = parser.parse_args(argv)
     args.time_scale = settings.time_scale
+    args.model = settings.model
+    args.model_id = os.environ.get("LAB_MODEL_ID", "").strip() or None
+    args.region = settings.region
     if not 0 <= args.extraction_delay <= 3600:
         parser.error(f"--extraction-delay must be between 0 and 3600 seconds, got {args.extraction_delay}")
     if not 0 <= args.filtered_listing_delay <= 3600:  # also rejects nan
@@ -86,6 +89,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     app.state.store.filtered_listing_delay = args.filtered_listing_delay
     app.state.store.extraction_delay = args.extraction_delay * args.time_scale
     app.state.store.extractor = args.extractor
+    if args.extractor == "model":
+        from lab_helpers.emulator.extractors import ModelTarget
+
+        app.state.store.model = ModelTarget(args.model, args.model_id, args.region)
     app.state.runtime.ping_rule = args.ping_rule
     logging.getLogger("lab_helpers.emulator").warning(
         "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s)", args.host, args.port,

@@ -30,7 +30,8 @@ Where the emulator and the model part ways, on purpose:
   ``payload``; ListMemoryRecords and RetrieveMemoryRecords without a namespace (every record of the memory);
   protocol ``AGUI`` (served like ``HTTP``: ``/invocations`` and ``/ping``);
 * refused with a ValidationException that says so, because the emulator cannot do them: a namespace and a
-  namespacePath together, container artifacts, protocol ``A2A``, runtime ``NODE_22``, an entry point outside
+  namespacePath together, a record metadataFilters operator other than EQUALS_TO, EXISTS, NOT_EXISTS
+  (BatchCreateMemoryRecords answers a record without a memoryStrategyId of the memory as a failed record, 400), container artifacts, protocol ``A2A``, runtime ``NODE_22``, an entry point outside
   its code directory;
 * ListEvents with ``includePayloads: false`` omits each event's ``payload`` although the model marks it
   required: AWS does the same (measured against AWS in floci-io/floci pull request 3556);

@@ -17,8 +17,14 @@ runs here. Two deterministic extractors stand in, chosen with ``--extractor`` / 
   - USER_PREFERENCE: what the user said they like, love, prefer, want, need, avoid or dislike, as
     "The user prefers ..." sentences.
 
-Every record carries ``metadata.extractor`` naming the stand-in that wrote it, so nobody mistakes it for AWS's
-extraction. Extraction by a real model (``LAB_MODEL``) is not implemented here.
+* ``model``: the model ``LAB_MODEL`` names (``bedrock``: Bedrock's Converse API with ``LAB_MODEL_ID``; an
+  ``http(s)://`` URL: an OpenAI-compatible ``/v1/chat/completions`` server) is asked, per strategy, for one fact,
+  one preference per line, or a short summary, with the prompts below. Not AWS's prompts or model: its
+  records are labelled as such too. A model that fails (unreachable, an error) leaves a FAILED extraction job
+  that StartMemoryExtractionJob runs again. Use it with an extraction delay, so that CreateEvent never waits.
+
+Every record carries ``metadata.extractor`` naming the extractor that wrote it, so nobody mistakes it for AWS's
+extraction.
 """
 
 from __future__ import annotations
@@ -27,10 +33,22 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 
-EXTRACTORS = ("verbatim", "rules")
+EXTRACTORS = ("verbatim", "rules", "model")
 #: The ``metadata.extractor`` value of each extractor's records (the model's value pattern allows no comma or parenthesis).
 LABELS = {"verbatim": "lab offline stand-in - verbatim copy - not an LLM",
-          "rules": "lab offline stand-in - rules - not an LLM"}
+          "rules": "lab offline stand-in - rules - not an LLM",
+          "model": "lab stand-in - LAB_MODEL with the lab prompts - not AWS extraction"}
+#: What the ``model`` extractor asks, per strategy type; the conversation follows, one ``ROLE: text`` a line.
+PROMPTS = {
+    "SEMANTIC": "List the facts this conversation states about the user or their task, one short third-person "
+                "sentence a line ('The user ...'). No preferences, no questions. Answer NONE if there are none.",
+    "USER_PREFERENCE": "List what the user said they like, want, prefer or avoid, one sentence a line "
+                       "('The user prefers ...'). Answer NONE if there is nothing.",
+    "SUMMARIZATION": "Summarise this conversation in at most three sentences: its topic, what the user asked, "
+                     "and what was found.",
+}
+PROMPTS["CUSTOM"] = PROMPTS["SEMANTIC"]
+PROMPTS["EPISODIC"] = PROMPTS["SUMMARIZATION"]
 #: Consolidation key of a session summary: a later extraction replaces the record with this key.
 SUMMARY_KEY = "summary"
 
@@ -141,8 +159,55 @@ def summary(messages: list[Message]) -> str | None:
     return " ".join(parts)
 
 
-def extract(extractor: str, strategy_type: str, new: list[Message], session: list[Message]) -> list[Extracted]:
+@dataclass(frozen=True)
+class ModelTarget:
+    """The model the ``model`` extractor asks: ``bedrock`` or a server URL (``LAB_MODEL``), its id, the region."""
+
+    model: str
+    model_id: str | None = None
+    region: str = "us-east-1"
+
+
+def ask(target: ModelTarget, prompt: str) -> str:
+    """One completion from the model (errors propagate: the extraction job fails and can be started again)."""
+    if target.model == "bedrock":
+        import boto3  # only when a model extracts
+
+        kwargs = {"modelId": target.model_id} if target.model_id else {}
+        if not kwargs:
+            raise ValueError("LAB_MODEL_ID must name the Bedrock model that extracts records")
+        answer = boto3.client("bedrock-runtime", region_name=target.region).converse(
+            messages=[{"role": "user", "content": [{"text": prompt}]}], inferenceConfig={"temperature": 0}, **kwargs)
+        return "".join(part.get("text", "") for part in answer["output"]["message"]["content"])
+    import httpx
+
+    reply = httpx.post(f"{target.model}/v1/chat/completions", timeout=120.0, json={
+        "model": target.model_id or "default", "temperature": 0,
+        "messages": [{"role": "user", "content": prompt}]})
+    reply.raise_for_status()
+    return reply.json()["choices"][0]["message"]["content"]
+
+
+def model_extract(target: ModelTarget, strategy_type: str, new: list[Message], session: list[Message]
+                  ) -> list[Extracted]:
+    """The records the model writes for one strategy: a summary of the session, or lines about the new messages."""
+    summarising = strategy_type in ("SUMMARIZATION", "EPISODIC")
+    conversation = "\n".join(f"{m.role}: {m.text}" for m in (session if summarising else new))
+    answer = ask(target, f"{PROMPTS[strategy_type]}\n\n{conversation}")
+    lines = [line.strip().lstrip("-*0123456789. ").strip() for line in answer.splitlines()]
+    lines = [line[:16000] for line in lines if line and line.upper().rstrip(".") != "NONE"]
+    if summarising:
+        return [Extracted(" ".join(lines)[:16000], SUMMARY_KEY)] if lines else []
+    return [Extracted(line) for line in dict.fromkeys(lines)]
+
+
+def extract(extractor: str, strategy_type: str, new: list[Message], session: list[Message],
+            model: ModelTarget | None = None) -> list[Extracted]:
     """The records one strategy draws from a session's ``new`` messages (``session``: all of them, new included)."""
+    if extractor == "model":
+        if model is None or model.model == "offline":
+            raise ValueError("the model extractor needs LAB_MODEL: 'bedrock' or an OpenAI-compatible server URL")
+        return model_extract(model, strategy_type, new, session)
     if extractor == "verbatim":
         return [Extracted(m.text) for m in new]
     if strategy_type in ("SUMMARIZATION", "EPISODIC"):
@@ -153,4 +218,5 @@ def extract(extractor: str, strategy_type: str, new: list[Message], session: lis
     return [Extracted(t) for t in facts(new)]  # SEMANTIC, CUSTOM
 
 
-__all__ = ["EXTRACTORS", "LABELS", "Extracted", "Message", "extract", "facts", "preferences", "summary"]
+__all__ = ["EXTRACTORS", "LABELS", "Extracted", "Message", "ModelTarget", "extract", "facts", "preferences",
+           "summary"]

@@ -30,7 +30,8 @@ background thread extracts it ``extraction_delay`` real seconds later (``--extra
 ``LAB_EMULATOR_EXTRACTION_DELAY``, given in lesson seconds and scaled by the time scale), grouped per session,
 once per strategy, into the strategy's namespace with the variables filled in. With a delay of 0 (the default,
 which the earlier lessons rely on) extraction happens inside CreateEvent. What a strategy draws from messages is
-:mod:`lab_helpers.emulator.extractors` (offline stand-ins, labelled so in each record's ``metadata.extractor``).
+:mod:`lab_helpers.emulator.extractors` (offline stand-ins, or ``LAB_MODEL`` with the lab's prompts; labelled so in
+each record's ``metadata.extractor``); the extraction thread runs them without holding the store's lock.
 A strategy whose extractor raises leaves a FAILED extraction job (ListMemoryExtractionJobs, whose model knows no
 other job status); StartMemoryExtractionJob queues that job's messages again for its strategy.
 
@@ -78,6 +79,7 @@ import string
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -170,6 +172,19 @@ CREATE TABLE IF NOT EXISTS extraction_jobs (
 """
 #: Columns added to ``records`` after its first version (a database from an older emulator gets them on open).
 RECORD_COLUMNS = {"metadata": "TEXT", "ts": "REAL", "skey": "TEXT"}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One extraction of a session's new events: what it read, and each strategy with its filled-in namespace."""
+
+    memory_id: str
+    actor_id: str
+    session_id: str
+    variables: dict[str, str]
+    new: list[tuple[str, int, extractors.Message]]  # (eventId, messageIndex, message)
+    session: list[tuple[str, int, extractors.Message]]
+    targets: list[tuple[dict[str, Any], str]]  # (strategy, namespace)
 
 
 def random_suffix(n: int = 10) -> str:
@@ -271,12 +286,14 @@ class Store:
     """All reads and writes of the emulator; one connection, used under one lock."""
 
     def __init__(self, path: str | Path, *, filtered_listing_delay: float = 0.0, extraction_delay: float = 0.0,
-                 extractor: str = "verbatim") -> None:
+                 extractor: str = "verbatim", model: extractors.ModelTarget | None = None) -> None:
         self.path = Path(path)
         #: Real seconds between an event and its extraction into records (module docstring); 0: inside CreateEvent.
         self.extraction_delay = extraction_delay
         #: Which offline extractor writes the records (:data:`lab_helpers.emulator.extractors.EXTRACTORS`).
         self.extractor = extractor
+        #: The model the ``model`` extractor asks (``LAB_MODEL``); None for the offline extractors.
+        self.model = model
         #: Seconds a new event stays out of metadata-filtered listings (module docstring); 0: at once.
         self.filtered_listing_delay = filtered_listing_delay
         self._unindexed: collections.deque[tuple[float, int]] = collections.deque()  # (stored at, seq), oldest first
@@ -324,32 +341,38 @@ class Store:
             self._wake.clear()
 
     def run_due_extractions(self) -> float | None:
-        """Extract every queued event that is due, a session at a time; seconds until the next one (None: none)."""
+        """Extract every queued event that is due, a session at a time; seconds until the next one (None: none).
+        The extractors run without the lock (a model may take seconds); only this thread takes from the queue."""
         with self.lock:
-            now = time.time()
             rows = self.db.execute(
                 "SELECT id, memory_id, actor_id, session_id, event_id, strategy_id, variables FROM extraction_queue"
-                " WHERE due <= ? ORDER BY id", (now,)).fetchall()
+                " WHERE due <= ? ORDER BY id", (time.time(),)).fetchall()
             groups: dict[tuple[str, str, str, str | None, str | None], list[tuple[int, str]]] = {}
             for row_id, memory_id, actor_id, session_id, event_id, strategy_id, variables in rows:
                 key = (memory_id, actor_id, session_id, strategy_id, variables)
                 groups.setdefault(key, []).append((row_id, event_id))
+            plans = []
             for (memory_id, actor_id, session_id, strategy_id, variables), items in groups.items():
+                memory = self._memory_or_none(memory_id)
+                plan = None if memory is None else self._plan(memory, actor_id, session_id, [e for _, e in items],
+                                                              strategy_id, json.loads(variables) if variables else {})
+                plans.append((plan, [i for i, _ in items]))
+        for plan, row_ids in plans:
+            results = self._draw(plan) if plan is not None else []
+            with self.lock:
                 self.db.execute("BEGIN IMMEDIATE")
                 try:
-                    memory = self._memory_or_none(memory_id)
-                    if memory is not None:
-                        self._extract(memory, actor_id, session_id, [e for _, e in items], strategy_id,
-                                      json.loads(variables) if variables else {})
-                    self.db.executemany("DELETE FROM extraction_queue WHERE id = ?", [(i,) for i, _ in items])
+                    if plan is not None:
+                        self._apply(plan, results)
+                    self.db.executemany("DELETE FROM extraction_queue WHERE id = ?", [(i,) for i in row_ids])
                     self.db.execute("COMMIT")
                 except BaseException:
                     self.db.execute("ROLLBACK")
                     raise
+        with self.lock:
             following = self.db.execute("SELECT MIN(due) FROM extraction_queue").fetchone()[0]
         return None if following is None else max(0.0, following - time.time())
 
-    # -- control plane ------------------------------------------------------------------------
     def create_memory(self, params: dict[str, Any], region: str) -> dict[str, Any]:
         name = params["name"]
         token = params.get("clientToken")
@@ -597,14 +620,14 @@ class Store:
                   ) -> list[tuple[str, int, extractors.Message]]:
         """(eventId, messageIndex, message) of the session's conversational items, oldest first (only
         ``event_ids``' when given)."""
-        rows = self.db.execute(
-            "SELECT event_id, payload FROM events WHERE memory_id = ? AND actor_id = ? AND session_id = ?"
-            " ORDER BY event_ts, seq", (memory_id, actor_id, session_id)).fetchall()
-        wanted = set(event_ids) if event_ids is not None else None
+        where, args = "memory_id = ? AND actor_id = ? AND session_id = ?", [memory_id, actor_id, session_id]
+        if event_ids is not None:  # only these (by the unique (memory_id, event_id) index): no session scan
+            where += f" AND event_id IN ({', '.join('?' * len(event_ids))})"
+            args += event_ids
+        rows = self.db.execute(f"SELECT event_id, payload FROM events WHERE {where} ORDER BY event_ts, seq",
+                               args).fetchall()
         out = []
         for event_id, payload in rows:
-            if wanted is not None and event_id not in wanted:
-                continue
             for index, item in enumerate(json.loads(payload)):
                 if "conversational" in item:
                     conv = item["conversational"]
@@ -612,38 +635,59 @@ class Store:
                                                                     record_text(conv["content"]["text"]))))
         return out
 
-    def _extract(self, memory: dict[str, Any], actor_id: str, session_id: str, event_ids: list[str],
-                 strategy_id: str | None, variables: dict[str, str]) -> None:
-        """Write the records each strategy (or the one named) draws from these events; inside a transaction.
-        A strategy whose extractor fails leaves a FAILED extraction job instead of records."""
+    def _plan(self, memory: dict[str, Any], actor_id: str, session_id: str, event_ids: list[str],
+              strategy_id: str | None, variables: dict[str, str]) -> Plan | None:
+        """What one extraction reads (under the lock): the new messages, the session's, each strategy's namespace."""
         new = self._messages(memory["id"], actor_id, session_id, event_ids)
         if not new:
-            return
-        session: list[tuple[str, int, extractors.Message]] | None = None
-        now = time.time()
-        label = {"extractor": {"stringValue": extractors.LABELS[self.extractor]}}
+            return None
+        session = new if self.extractor == "verbatim" else self._messages(memory["id"], actor_id, session_id, None)
+        targets = []
         for strategy in memory["strategies"]:
             if strategy_id is not None and strategy["strategyId"] != strategy_id:
                 continue
             values = {**variables, "actorId": actor_id, "sessionId": session_id,
                       "memoryStrategyId": strategy["strategyId"]}
-            namespace = re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))),
-                               strategy["namespaceTemplates"][0])
+            targets.append((strategy, re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))),
+                                             strategy["namespaceTemplates"][0])))
+        return Plan(memory["id"], actor_id, session_id, variables, new, session, targets)
+
+    def _draw(self, plan: Plan) -> list[list[extractors.Extracted] | Exception]:
+        """Each strategy's records, or the error its extractor raised (no lock held: a model may take seconds)."""
+        results: list[list[extractors.Extracted] | Exception] = []
+        for strategy, _ in plan.targets:
             try:
-                if session is None and self.extractor != "verbatim":
-                    session = self._messages(memory["id"], actor_id, session_id, None)
-                found = extractors.extract(self.extractor, strategy["type"], [m for _, _, m in new],
-                                           [m for _, _, m in session or new])
+                results.append(extractors.extract(self.extractor, strategy["type"], [m for _, _, m in plan.new],
+                                                  [m for _, _, m in plan.session], self.model))
             except Exception as exc:  # noqa: BLE001 - a failed extraction is a job to retry, as on AWS
+                results.append(exc)
+        return results
+
+    def _apply(self, plan: Plan, results: list[list[extractors.Extracted] | Exception]) -> None:
+        """Write what was drawn, inside a transaction: records, or a FAILED job for a strategy that failed."""
+        if self._memory_or_none(plan.memory_id) is None:
+            return  # deleted meanwhile
+        now = time.time()
+        label = {"extractor": {"stringValue": extractors.LABELS[self.extractor]}}
+        for (strategy, namespace), found in zip(plan.targets, results):
+            if isinstance(found, Exception):
                 self.db.execute(
                     "INSERT INTO extraction_jobs (job_id, memory_id, actor_id, session_id, strategy_id, messages,"
                     " variables, reason, created_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (f"job-{uuid.uuid4()}", memory["id"], actor_id, session_id, strategy["strategyId"],
-                     json.dumps([{"eventId": e, "messageIndex": i} for e, i, _ in new]),
-                     json.dumps(variables) if variables else None, f"{type(exc).__name__}: {exc}"[:500], now))
+                    (f"job-{uuid.uuid4()}", plan.memory_id, plan.actor_id, plan.session_id, strategy["strategyId"],
+                     json.dumps([{"eventId": e, "messageIndex": i} for e, i, _ in plan.new]),
+                     json.dumps(plan.variables) if plan.variables else None,
+                     f"{type(found).__name__}: {found}"[:500], now))
                 continue
             for item in found:
-                self._write_record(memory["id"], strategy["strategyId"], namespace, item, label, now)
+                self._write_record(plan.memory_id, strategy["strategyId"], namespace, item, label, now)
+
+    def _extract(self, memory: dict[str, Any], actor_id: str, session_id: str, event_ids: list[str],
+                 strategy_id: str | None, variables: dict[str, str]) -> None:
+        """Extract at once (CreateEvent with no delay), inside the caller's transaction."""
+        plan = self._plan(memory, actor_id, session_id, event_ids, strategy_id, variables)
+        if plan is not None:
+            self._apply(plan, self._draw(plan))
 
     def _write_record(self, memory_id: str, strategy_id: str, namespace: str, item: extractors.Extracted,
                       metadata: dict[str, Any], now: float) -> None:
