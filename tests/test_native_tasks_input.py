@@ -211,3 +211,32 @@ def test_redis_a_paused_task_and_its_deadline_survive_a_server_kill(server: Serv
     late = expired.result["structuredContent"]
     assert expired.status == "completed" and late["epochs"] == best_epoch
     assert late["decisions"][0].startswith("stop: no answer before the deadline")
+
+
+def test_a_poll_racing_an_answer_never_sees_an_empty_completed_task(server: ServerProcess) -> None:
+    """tasks/get reads which run is current, then whether that run still asks: an answer landing between the two
+    reads (the user's or the deadline's) once made a poll report ``completed`` with an empty result."""
+
+    async def answer_while_polling(client: Client, task: ToolTask, key: str) -> list[Any]:
+        completions: list[Any] = []
+
+        async def poll() -> None:  # back to back, so some poll straddles the answer's switch to the next run
+            while (status := await task_by_id(client, task.task_id)).status != "completed":
+                pass
+            completions.append(status.result)
+
+        pollers = [asyncio.create_task(poll()) for _ in range(3)]
+        await asyncio.sleep(0)
+        await answer_task(client, task.task_id, {key: accept(decision="stop")})
+        await asyncio.gather(*pollers)
+        return completions
+
+    async def body(client: Client) -> list[Any]:
+        parked = await asyncio.gather(*(park(client, f"raced-{n}", patience=1) for n in range(8)))
+        seen = await asyncio.gather(*(answer_while_polling(client, task, key) for task, key, _ in parked))
+        return [result for results in seen for result in results]
+
+    completions = run(server, body)
+    assert len(completions) == 24
+    assert all(result.get("structuredContent", {}).get("decisions") == ["stop: the user chose to keep the best model"]
+               for result in completions), [result for result in completions if "structuredContent" not in result]

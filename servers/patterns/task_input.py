@@ -6,7 +6,7 @@ fastmcp-tasks implements it as *end and re-enter*: the tool returns an ``InputRe
 an opaque ``request_state`` string), which ends the run and frees the worker; the answer enqueues a new run of the
 same tool body, which reads ``ctx.input_responses`` and ``ctx.request_state`` and carries on. Nothing waits in
 memory meanwhile: with Redis the question, the state and the arguments are all in Redis, so a paused task survives
-a server restart. Three things are left to the server, and this module adds them:
+a server restart. Four things are left to the server, and this module adds them:
 
 * **the state a run needs to go on**, carried in ``request_state`` (:class:`RunState`). A re-entered run starts
   the tool body from the top, possibly in another process, so "continue from where it was" means restoring that
@@ -18,6 +18,8 @@ a server restart. Three things are left to the server, and this module adds them
   user with the default (stop early, keep the best model), and the result says so (:func:`answer_when_due`).
 * **clear errors for bad answers**: fastmcp-tasks acknowledges any ``tasks/update`` silently, even for a task that
   is not waiting or a malformed answer. :class:`AskingTasksExtension` checks each answer first (:func:`check_answer`).
+* **a consistent ``tasks/get``**: fastmcp-tasks reads which run is current, then whether that run still asks; an
+  answer landing between the two reads made a poll report ``completed`` with an empty result (:func:`read_task`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -38,10 +40,11 @@ from fastmcp import Context, FastMCP
 from fastmcp.server.extensions import MethodBinding
 from fastmcp.utilities.tasks import TaskConfig
 from fastmcp_tasks import TasksExtension
-from fastmcp_tasks.context import get_task_context, get_task_leg_number
+from fastmcp_tasks.context import get_task_context, get_task_leg_number, get_task_scope
 from fastmcp_tasks.dependencies import CurrentDocket
 from fastmcp_tasks.handlers import tasks_get, tasks_update
 from fastmcp_tasks.input_store import load_current_leg
+from fastmcp_tasks.models import GetTaskResult
 from mcp.shared.exceptions import MCPError
 from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
 from pydantic import Field, ValidationError
@@ -250,7 +253,7 @@ def answer_when_due(server: FastMCP, docket: Docket) -> Any:
 
     async def lab_answer_deadline(task_id: str, task_scope: str | None, leg: int) -> None:
         try:
-            current = await tasks_get(server, task_id)
+            current = await read_task(server, task_id)
         except MCPError:
             return  # the task is gone (expired): nothing to answer
         _, current_leg = await load_current_leg(docket, task_scope, task_id)
@@ -262,17 +265,43 @@ def answer_when_due(server: FastMCP, docket: Docket) -> Any:
     return lab_answer_deadline
 
 
+async def read_task(server: FastMCP, task_id: str,
+                    get: Callable[[], Awaitable[GetTaskResult]] | None = None) -> GetTaskResult:
+    """``tasks_get``, read again when an answer moved the task to its next run in the middle of the read.
+
+    ``tasks_get`` reads which run is current, then whether that run still has an open question. ``tasks_update``
+    switches to the next run and then clears the old run's question, so a read that straddles both sees the old
+    run finished with nothing asked: ``completed`` with an empty result, until the next poll. The current run only
+    moves forward, so an unchanged run number around the read means it read one run throughout; when it moved,
+    the next read sees the new run (moving again needs that run to ask and be answered first). ``get`` is the read
+    to repeat (the extension's own ``tasks/get`` handler, with its checks), ``tasks_get`` unless given.
+    """
+    docket, scope, read = server._docket, get_task_scope(), get or (lambda: tasks_get(server, task_id))
+    if docket is None:
+        return await read()  # refused as an unknown task
+    while True:
+        before = await load_current_leg(docket, scope, task_id)
+        current = await read()  # an unknown task id raises "Task ... not found" here
+        if current.status != "completed" or await load_current_leg(docket, scope, task_id) == before:
+            return current
+
+
 class AskingTasksExtension(TasksExtension):
-    """fastmcp's ``TasksExtension``, plus a checked ``tasks/update`` and the deadline job for unanswered questions."""
+    """fastmcp's ``TasksExtension``, plus a consistent ``tasks/get``, a checked ``tasks/update`` and the deadline
+    job for unanswered questions."""
 
     def methods(self) -> Sequence[MethodBinding]:
-        bindings = list(super().methods())
-        for index, binding in enumerate(bindings):
-            if binding.method == "tasks/update":
-                bindings[index] = MethodBinding(method=binding.method, params_type=binding.params_type,
-                                                handler=self._checked(binding.handler),
-                                                protocol_versions=binding.protocol_versions)
-        return bindings
+        wrappers = {"tasks/get": self._consistent, "tasks/update": self._checked}
+        return [MethodBinding(method=binding.method, params_type=binding.params_type,
+                              handler=wrappers[binding.method](binding.handler),
+                              protocol_versions=binding.protocol_versions)
+                if binding.method in wrappers else binding for binding in super().methods()]
+
+    def _consistent(self, get: Any) -> Any:
+        async def consistent_get(ctx: Any, params: Any) -> Any:
+            return await read_task(self.server, params.task_id, lambda: get(ctx, params))
+
+        return consistent_get
 
     def _checked(self, update: Any) -> Any:
         async def checked_update(ctx: Any, params: Any) -> Any:
@@ -292,7 +321,7 @@ class AskingTasksExtension(TasksExtension):
 
 async def check_answer(server: FastMCP, task_id: str, responses: dict[str, Any]) -> None:
     """Refuse a ``tasks/update`` that answers nothing the task asks, with an error that says why."""
-    current = await tasks_get(server, task_id)  # an unknown task id raises "Task ... not found" here
+    current = await read_task(server, task_id)  # an unknown task id raises "Task ... not found" here
     if current.status != "input_required":
         raise MCPError(code=INVALID_PARAMS, message=f"Task {task_id} is not waiting for input: it is {current.status} "
                        "(answered already, never asked, or ended); nothing to answer")
