@@ -77,6 +77,12 @@ def _die_with_parent() -> None:
         pass
 
 
+#: How long a server may take to answer ``/health`` before its start counts as failed. A fastmcp server imports
+#: about 2.5 CPU-s of modules: seconds on an idle machine, but over 30 s was seen on 2 cores running several test
+#: workers, notebook kernels and a browser at once. A server that exits fails at once, whatever this says.
+READY_TIMEOUT = 90.0
+
+
 class ServerProcess:
     """One server script running as a subprocess on ``host`` and a free port.
 
@@ -93,7 +99,7 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         ready_path: str | None = "/health",
         mcp_path: str = "/mcp",
-        ready_timeout: float = 30.0,
+        ready_timeout: float = READY_TIMEOUT,
         name: str | None = None,
     ) -> None:
         path = Path(script)
