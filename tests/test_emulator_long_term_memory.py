@@ -365,6 +365,23 @@ def test_model_extractor_asks_lab_model_and_a_failed_job_can_be_started_again(tm
         server.server_close()
 
 
+def test_queued_extractions_survive_a_restart(tmp_path):
+    """An event acknowledged but not yet extracted is extracted by the next emulator on the same database."""
+    store = Store(tmp_path / "queue.db", extraction_delay=3600, extractor="rules")
+    memory = store.create_memory({"name": "restart", "eventExpiryDuration": 7,
+                                  "memoryStrategies": [{"semanticMemoryStrategy": {"name": "facts"}}]}, "us-east-1")
+    store.create_event(memory["id"], {"actorId": "a", "sessionId": "s", "eventTimestamp": time.time(), "payload": [
+        {"conversational": {"role": "USER", "content": {"text": "I am on call for the ledger this week."}}}]})
+    store.close()  # an hour early
+    again = Store(tmp_path / "queue.db", extractor="rules")
+    again.db.execute("UPDATE extraction_queue SET due = 0")  # the hour has passed
+    again.resume_extractions()
+    found = eventually(lambda: again.list_records(memory["id"], None, None, None, 10, None)[0], timeout=30,
+                       what="the record extracted after the restart")
+    assert [r["content"]["text"] for r in found] == ["The user is on call for the ledger this week."]
+    again.close()
+
+
 @pytest.mark.parametrize("call, code", [
     (lambda c, d, m: c.create_memory(name="dup_names", eventExpiryDuration=7, memoryStrategies=[
         {"semanticMemoryStrategy": {"name": "x"}}, {"summaryMemoryStrategy": {"name": "x"}}]), "ValidationException"),

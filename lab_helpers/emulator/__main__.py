@@ -93,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from lab_helpers.emulator.extractors import ModelTarget
 
         app.state.store.model = ModelTarget(args.model, args.model_id, args.region)
+    app.state.store.resume_extractions()
     app.state.runtime.ping_rule = args.ping_rule
     logging.getLogger("lab_helpers.emulator").warning(
         "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s)", args.host, args.port,

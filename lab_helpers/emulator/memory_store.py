@@ -313,8 +313,6 @@ class Store:
         self._wake = threading.Event()
         self._closing = False
         self._worker: threading.Thread | None = None
-        if self.db.execute("SELECT 1 FROM extraction_queue LIMIT 1").fetchone():
-            self._start_worker()  # events queued before a restart
 
     def close(self) -> None:
         self._closing = True
@@ -325,6 +323,13 @@ class Store:
             self.db.close()
 
     # -- asynchronous extraction ----------------------------------------------------------------
+    def resume_extractions(self) -> None:
+        """Extract what was queued before a restart (call once the extractor and delay are set)."""
+        with self.lock:
+            queued = self.db.execute("SELECT 1 FROM extraction_queue LIMIT 1").fetchone()
+        if queued:
+            self._start_worker()
+
     def _start_worker(self) -> None:
         if self._worker is None:
             self._worker = threading.Thread(target=self._extract_forever, name="memory-extraction", daemon=True)
