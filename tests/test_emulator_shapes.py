@@ -135,6 +135,20 @@ def test_every_operation_answers_as_its_output_shape_says(emulator: ServerProces
     listed = data.list_memory_records(memoryId=memory_id, maxResults=1)["memoryRecordSummaries"]  # no namespace
     data.get_memory_record(memoryId=memory_id, memoryRecordId=listed[0]["memoryRecordId"])
     data.delete_memory_record(memoryId=memory_id, memoryRecordId=listed[0]["memoryRecordId"])
+    strategy_id = memory["strategies"][0]["strategyId"]
+    control.update_memory(memoryId=memory_id, description="updated", memoryStrategies={
+        "addMemoryStrategies": [{"summaryMemoryStrategy": {"name": "summaries"}}]})
+    made = data.batch_create_memory_records(memoryId=memory_id, records=[
+        {"requestIdentifier": "ok", "namespaces": ["/manual/"], "content": {"text": "a note"}, "timestamp": now,
+         "memoryStrategyId": strategy_id, "metadata": {"source": {"stringValue": "test"}}},
+        {"requestIdentifier": "no-strategy", "namespaces": ["/manual/"], "content": {"text": "x"}, "timestamp": now}])
+    record_id = made["successfulRecords"][0]["memoryRecordId"]
+    data.batch_update_memory_records(memoryId=memory_id, records=[
+        {"memoryRecordId": record_id, "timestamp": now, "content": {"text": "a new note"}}])
+    data.batch_delete_memory_records(memoryId=memory_id, records=[{"memoryRecordId": record_id}])
+    data.list_memory_extraction_jobs(memoryId=memory_id, maxResults=5)
+    with pytest.raises(ClientError):  # no failed job to start again: a modelled ResourceNotFoundException
+        data.start_memory_extraction_job(memoryId=memory_id, extractionJob={"jobId": "job-none"})
     data.delete_event(memoryId=memory_id, actorId="ada", sessionId="s-1", eventId=text["eventId"])
 
     runtime = control.create_agent_runtime(agentRuntimeName="shapes_http", agentRuntimeArtifact=artifact(code_dir),
