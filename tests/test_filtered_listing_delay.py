@@ -159,8 +159,10 @@ def test_the_agent_restores_its_conversation_while_filtered_listings_lag(agentco
         with ServerProcess("agent_app.py", settings=agentcore.settings, ready_path="/ping", env=env) as agent:
             first = ask(agent, "Train a model called spiral-net for 5 epochs", session)
             (call_made,) = first["tool_calls"]
-            task_id = next(r.task_id for r in records_in_memory(boto3.client("bedrock-agentcore"), identity,
-                                                                 consistent=True))
+            # The task's "started" record reaches Memory through the server's outbox, just after the reply.
+            task_id = eventually(lambda: next((r.task_id for r in records_in_memory(
+                boto3.client("bedrock-agentcore"), identity, consistent=True)), None),
+                timeout=30, what="the task's first record in Memory")
             done = recorded_ending(identity, task_id)
             reply = ask(agent, "What happened while I was away?", session)
     assert call_made["name"] == "model_training" and first["filtered_reads_missed"] == []  # a new session
