@@ -110,6 +110,7 @@ def agentcore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAgentCo
 SLOW_FIRST = ("tests/test_browser.py::",
               "tests/test_notebooks.py::test_notebook_runs_headless[04_",
               "tests/test_notebooks.py::test_notebook_runs_headless[03_",
+              "tests/test_notebooks.py::test_notebook_runs_headless[09_",
               "tests/test_notebooks.py::test_notebook_runs_headless[08_",
               "tests/test_notebooks.py::test_notebook_runs_headless[01_",
               "tests/test_notebooks.py::test_notebook_05_",
