@@ -1,6 +1,6 @@
 """Benchmark: tasks completed per minute with 1, 2 and 4 worker processes on the same Redis queue.
 
-Notebook 08's scale-out set-up, on 127.0.0.1: Redis, one MCP server that accepts the calls and runs no task
+Notebook 09's scale-out set-up, on 127.0.0.1: Redis, one MCP server that accepts the calls and runs no task
 (``servers/native_tasks.py --no-worker``) and N worker processes (``servers/task_worker.py``, each running up to
 ``--concurrency`` trainings at once). For each N in ``--workers`` (default 1,2,4) it starts the workers, submits
 ``--tasks`` trainings of ``--epochs`` epochs as MCP tasks on one client, waits until every one has ended (read

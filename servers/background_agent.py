@@ -1,4 +1,4 @@
-"""Notebook 08's agent: a Strands agent that runs its training tool in its own background.
+"""Notebook 09's agent: a Strands agent that runs its training tool in its own background.
 
 strands-agents 1.62 can run a tool call in the background while the agent goes on
 (``Agent(background_tasks=BackgroundTasksConfig(...))``): the model's tool call returns a
@@ -156,5 +156,5 @@ def ping() -> PingStatus:
 
 
 if __name__ == "__main__":
-    args = parse_args(description="Notebook 08's Strands agent with background tools", default_port=8080)
+    args = parse_args(description="Notebook 09's Strands agent with background tools", default_port=8080)
     run_app(app, args.host, args.port)

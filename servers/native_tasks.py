@@ -16,7 +16,7 @@ it once its worker's lease has lapsed, ``REDELIVERY_SECONDS``). A graceful stop
 (SIGTERM) ends running tasks instead: ``failed`` at their next epoch, saying why. Run:
 ``python servers/native_tasks.py --port 8000 --backend redis://127.0.0.1:6379/0``.
 
-To scale out (notebook 08), ``--no-worker`` makes this process only accept calls and answer about tasks, and
+To scale out (notebook 09), ``--no-worker`` makes this process only accept calls and answer about tasks, and
 worker processes on the same Redis run them: ``python servers/task_worker.py --backend redis://...``, as many
 as the load needs. Notebook 08 also adds two tools: ``interactive_training``, a task that pauses at a plateau to
 ask the user (``input_required``, ``servers/patterns/task_input.py``), and ``watch_task``, a task's status pushed

@@ -1,4 +1,4 @@
-"""Notebook 08's task worker: runs notebook 05's training tasks from the Redis queue, in a process of its own.
+"""Notebook 09's task worker: runs notebook 05's training tasks from the Redis queue, in a process of its own.
 
 One MCP server process accepts the calls (``servers/native_tasks.py --no-worker``); the work is done by as many
 of these worker processes as the load needs, on this machine or others, all on the same Redis. Each worker

@@ -1,4 +1,4 @@
-"""Scale out (notebook 08): one MCP server that runs no task, and worker processes on the same Redis queue.
+"""Scale out (notebook 09): one MCP server that runs no task, and worker processes on the same Redis queue.
 
 servers/native_tasks.py --no-worker accepts the calls; two servers/task_worker.py processes (one run at a time
 each, so a second task must go to the other) do the work. Over real HTTP: both workers share the queue and the

@@ -26,9 +26,10 @@ from docket.execution import Execution, ExecutionState
 from fastmcp import Client, Context, FastMCP
 from fastmcp.exceptions import ToolError
 from fastmcp_tasks.context import get_task_scope
-from fastmcp_tasks.handlers import tasks_get
 from fastmcp_tasks.input_store import load_current_leg
 from mcp.shared.exceptions import MCPError
+
+from patterns.task_input import read_task
 
 #: Docket states that end a run of the tool body (a leg): the task is then input_required or has ended.
 LEG_ENDED = frozenset({ExecutionState.COMPLETED, ExecutionState.FAILED, ExecutionState.CANCELLED})
@@ -58,7 +59,7 @@ def add_watch_tool(mcp: FastMCP) -> None:
         execution = await docket.get_execution(leg_key) if leg_key else None
         async with leg_events(execution) as events:  # subscribed before the first read: no change slips between
             try:
-                current = await tasks_get(server, task_id)
+                current = await read_task(server, task_id)
             except MCPError as error:
                 raise ToolError(error.error.message) from None  # "Task ... not found"
             pushed = [status_line(current.status, current.status_message)]
@@ -69,7 +70,7 @@ def add_watch_tool(mcp: FastMCP) -> None:
                 if event["type"] == "progress" and event.get("message") and (event["updated_at"] or "") >= since:
                     line = status_line("working", event["message"])  # each epoch's line, as it was set
                 elif event["type"] == "state" and event["state"] in LEG_ENDED:
-                    current = await tasks_get(server, task_id)  # what the end means: input_required, completed...
+                    current = await read_task(server, task_id)  # what the end means: input_required, completed...
                     line = status_line(current.status, current.status_message)
                 else:
                     continue  # queued, running, or a progress count without news: the epoch lines say more
