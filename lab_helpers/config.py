@@ -49,6 +49,8 @@ class Settings:
     #: extractor writes them ("verbatim", "rules" or "model"): ``lab_helpers/emulator/extractors.py``.
     emulator_extraction_delay: float = 0.0
     emulator_extractor: str = "verbatim"
+    #: A principals file that turns the emulator's local IAM on (None: off): ``lab_helpers/emulator/local_iam.py``.
+    emulator_iam: Path | None = None
     max_epochs: int = 1000
     task_retention_seconds: float = 3600.0
     artifacts_dir: Path = field(default_factory=lambda: REPO_ROOT / "build" / "artifacts")
@@ -73,6 +75,7 @@ class Settings:
             "LAB_EMULATOR_FILTER_DELAY": repr(self.emulator_filter_delay),
             "LAB_EMULATOR_EXTRACTION_DELAY": repr(self.emulator_extraction_delay),
             "LAB_EMULATOR_EXTRACTOR": self.emulator_extractor,
+            "LAB_EMULATOR_IAM": str(self.emulator_iam or ""),
             "LAB_MAX_EPOCHS": str(self.max_epochs),
             "LAB_TASK_RETENTION_SECONDS": repr(self.task_retention_seconds),
             "LAB_ARTIFACTS_DIR": str(self.artifacts_dir),
@@ -171,6 +174,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         emulator_filter_delay=_number(env, "LAB_EMULATOR_FILTER_DELAY", 0.0, 0.0, 3600.0),
         emulator_extraction_delay=_number(env, "LAB_EMULATOR_EXTRACTION_DELAY", 0.0, 0.0, 3600.0),
         emulator_extractor=_extractor(env),
+        emulator_iam=Path(env["LAB_EMULATOR_IAM"].strip()) if env.get("LAB_EMULATOR_IAM", "").strip() else None,
         max_epochs=int(_number(env, "LAB_MAX_EPOCHS", 1000, 1, 1_000_000)),
         task_retention_seconds=_number(env, "LAB_TASK_RETENTION_SECONDS", 3600.0, 0.0, 30 * 24 * 3600.0),
         artifacts_dir=Path(env.get("LAB_ARTIFACTS_DIR") or REPO_ROOT / "build" / "artifacts"),
@@ -186,7 +190,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         if not 0.0 <= scale <= MAX_TIME_SCALE:
             raise ConfigError(f"time_scale must be between 0 and {MAX_TIME_SCALE:g}, got {scale!r}")
         overrides["time_scale"] = scale
-    for key in ("artifacts_dir", "logs_dir", "emulator_db", "state_dir"):
+    for key in ("artifacts_dir", "logs_dir", "emulator_db", "state_dir", "emulator_iam"):
         if key in overrides:
             overrides[key] = Path(overrides[key])  # type: ignore[arg-type]
     return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -1,7 +1,7 @@
 """Run the local AgentCore emulator (Memory and Runtime, one port).
 
     python -m lab_helpers.emulator serve [--host 127.0.0.1] [--port 8787] [--db PATH] [--filtered-listing-delay S]
-                                         [--extraction-delay S] [--extractor verbatim|rules|model]
+                                         [--extraction-delay S] [--extractor verbatim|rules|model] [--iam FILE]
     python -m lab_helpers.agentcore_local serve ...   (the older spelling, still accepted)
 
 The word ``serve`` is optional and the options may come before or after it, so the file also runs as a script
@@ -16,6 +16,10 @@ Then point ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`` and ``AWS_ENDPOINT_URL_BEDROCK
 answer must say to count as activity: ``measured``, the rule AWS users measured (``HealthyBusy`` keeps a session
 only with a ``time_of_last_update``), or ``documented``, AWS's guide (``HealthyBusy`` alone keeps it). Both are
 explained, with their sources, in :mod:`lab_helpers.emulator.runtime_sessions`.
+
+``--iam FILE`` (default: ``LAB_EMULATOR_IAM``, else off) turns local IAM on: requests must be signed by a principal
+of FILE and are allowed only by its identity policies (:mod:`lab_helpers.emulator.local_iam`). A bad file stops
+the emulator at start, saying what is wrong with it.
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="what writes long-term records: 'verbatim' (each message) or 'rules' (facts, summaries, "
                              "preferences), offline stand-ins, or 'model' (LAB_MODEL, LAB_MODEL_ID) "
                              f"(default: LAB_EMULATOR_EXTRACTOR, {settings.emulator_extractor})")
+    parser.add_argument("--iam", type=Path, default=settings.emulator_iam, metavar="FILE",
+                        help="local IAM: a JSON file of principals (access keys, secrets, tags, identity policies); "
+                             "requests are SigV4-checked and evaluated against the policies (default: "
+                             f"LAB_EMULATOR_IAM, else off; now {settings.emulator_iam or 'off'})")
     args = parser.parse_args(argv)
     args.time_scale = settings.time_scale
     args.model = settings.model
@@ -76,6 +84,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"{PING_RULE_VARIABLE} must be one of {', '.join(PING_RULES)}, got {args.ping_rule!r}")
     if not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    args.principals = None
+    if args.iam is not None:
+        from lab_helpers.emulator.local_iam import PolicyError, load_principals
+
+        try:
+            args.principals = load_principals(args.iam)
+        except PolicyError as exc:
+            parser.error(f"--iam: {exc}")
     return args
 
 
@@ -85,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_app(args.db, endpoint=f"http://{args.host}:{args.port}")
+    app = create_app(args.db, endpoint=f"http://{args.host}:{args.port}", iam=args.principals)
     app.state.store.filtered_listing_delay = args.filtered_listing_delay
     app.state.store.extraction_delay = args.extraction_delay * args.time_scale
     app.state.store.extractor = args.extractor
@@ -96,8 +112,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     app.state.store.resume_extractions()
     app.state.runtime.ping_rule = args.ping_rule
     logging.getLogger("lab_helpers.emulator").warning(
-        "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s)", args.host, args.port,
-        args.db, args.filtered_listing_delay,
+        "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s, local IAM %s)", args.host,
+        args.port, args.db, args.filtered_listing_delay,
+        f"on: {len(args.principals)} principals from {args.iam}" if args.principals else "off",
     )
     run_app(app, args.host, args.port)
 

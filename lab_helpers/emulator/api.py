@@ -17,12 +17,17 @@ What a request goes through, in this order, before anything is stored or any pro
    also needs a SigV4-shaped ``Authorization`` header (boto3 always signs; the signature is not checked, its
    region names the ARNs); InvokeAgentRuntime also takes an OAuth ``Bearer`` token, as AWS does for a runtime with
    an inbound authorizer. A browser cannot send either header without a CORS preflight, and the emulator answers
-   no preflight.
+   no preflight. With local IAM on (a principals file, :mod:`lab_helpers.emulator.local_iam`), the signature is
+   checked too: an unknown access key gets ``UnrecognizedClientException``, a wrong signature
+   ``InvalidSignatureException`` (both 403, as AWS answers), before the body is parsed;
 2. the body: at most :data:`MAX_JSON_BYTES` of JSON (an invocation's raw payload: AWS's 100,000,000 bytes),
    nested at most :data:`MAX_JSON_DEPTH` deep, no ``NaN``/``Infinity`` and no unpaired surrogate in any string;
 3. the operation's input shape (:mod:`lab_helpers.emulator.shapes`): types, required members, enum values,
    lengths, ranges and patterns, for the path, query string, headers and body alike, in one place. Handlers see
-   only what passed, then add the checks the model cannot express (a local code directory, a forged token).
+   only what passed, then add the checks the model cannot express (a local code directory, a forged token);
+4. with local IAM on, the call's action, resource and condition keys against the signer's identity policies:
+   ``AccessDeniedException`` (403) unless allowed. A Bearer-token invocation skips 1's signature and 4 (AWS checks
+   the token with the runtime's authorizer instead).
 
 Where the emulator and the model part ways, on purpose:
 
@@ -50,7 +55,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Mapping
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from starlette.applications import Starlette
@@ -62,7 +67,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lab_helpers import config
-from lab_helpers.emulator import shapes
+from lab_helpers.emulator import local_iam, shapes
 from lab_helpers.emulator.errors import Invalid, NotFound, StoreError
 from lab_helpers.emulator.memory_store import Store, _encode_token, _offset_token
 from lab_helpers.emulator.runtime_sessions import MAX_PAYLOAD_BYTES, SESSION_HEADER, RuntimeService
@@ -460,8 +465,42 @@ def _region(request: Request) -> str:
     return found.group(1) if found else "us-east-1"
 
 
-async def answer(store: Store, runtime: RuntimeService, request: Request) -> Response:
-    """One AWS API request: route, read, validate, handle; every failure an AWS error."""
+#: AWS's answers to a signature that does not check out (errors of the signing layer, not of the service model).
+UNRECOGNIZED_KEY = "The security token included in the request is invalid."
+BAD_SIGNATURE = ("The request signature we calculated does not match the signature you provided. Check your AWS "
+                 "Secret Access Key and signing method. Consult the service documentation for details.")
+
+
+def authenticate(iam: Mapping[str, local_iam.Principal], request: Request, raw_path: str,
+                 body: bytes) -> local_iam.Principal | Response:
+    """The principal whose secret signed ``request``, or AWS's 403 answer when none did."""
+    found = local_iam.parse_authorization(request.headers.get("authorization", ""))
+    principal = iam.get(found["key"]) if found else None
+    if principal is None:
+        return error("UnrecognizedClientException", 403, UNRECOGNIZED_KEY)
+    signed = local_iam.SignedRequest(request.method, request.headers.get("host", ""), raw_path,
+                                     request.scope.get("query_string", b"").decode("latin-1"), request.headers, body)
+    problem = local_iam.verify_signature(principal, signed)
+    if problem is None:
+        return principal
+    return error("InvalidSignatureException", 403, problem if problem.startswith("Signature expired") else
+                 BAD_SIGNATURE)
+
+
+def authorize(principal: local_iam.Principal, operation: "Operation", call: Call) -> Response | None:
+    """None when the principal's identity policies allow the call, else AWS's AccessDeniedException."""
+    action, resource, keys = local_iam.authorization_request(operation.name, call.input, call.region)
+    decision = local_iam.evaluate(principal.policies, action, resource,
+                                  local_iam.request_context(principal, call.region, keys))
+    if decision.allowed:
+        return None
+    return error("AccessDeniedException", 403, local_iam.access_denied_message(principal, action, resource, decision))
+
+
+async def answer(store: Store, runtime: RuntimeService, request: Request,
+                 iam: Mapping[str, local_iam.Principal] | None = None) -> Response:
+    """One AWS API request: route, (with ``iam``: authenticate), read, validate, (authorize), handle; every
+    failure an AWS error."""
     raw = request.scope.get("raw_path") or request.scope["path"].encode()
     raw_path = raw.decode("latin-1").split("?", 1)[0]
     found = match(request.method, raw_path)
@@ -471,12 +510,29 @@ async def answer(store: Store, runtime: RuntimeService, request: Request) -> Res
         return error("UnknownOperationException", 405, f"Method {request.method} not allowed on {raw_path[:200]!r}")
     operation, params = found  # type: ignore[misc]
     try:
-        body = parse_json(await read_body(request, MAX_JSON_BYTES)) if operation.json_body else {}
+        principal = None
+        if iam is not None and not BEARER.fullmatch(request.headers.get("authorization", "")):
+            if operation.json_body or not operation.runtime:
+                data = await read_body(request, MAX_JSON_BYTES)
+            else:  # an invocation's raw payload: kept for the handler, which reads the body again
+                data = await read_body(request, MAX_PAYLOAD_BYTES, "Payload")
+                request._body = data  # Starlette's cache of the body: request.stream() yields it again
+            signer = authenticate(iam, request, raw_path, data)
+            if isinstance(signer, Response):
+                return signer
+            principal = signer
+            body = parse_json(data) if operation.json_body else {}
+        else:
+            body = parse_json(await read_body(request, MAX_JSON_BYTES)) if operation.json_body else {}
         query = {key: values[-1] for key, values in
                  parse_qs(request.scope.get("query_string", b"").decode("latin-1")).items()}
         inputs = shapes.check_input(operation.service, operation.name, path=params, query=query,
                                     headers=request.headers, body=body)
         call = Call(request, inputs, _region(request))
+        if principal is not None:
+            denied = authorize(principal, operation, call)
+            if denied is not None:
+                return denied
         if operation.runtime:
             return await operation.handler(runtime, call)
         return operation.handler(store, call)
@@ -573,14 +629,16 @@ class Front:
 
 
 def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
-               settings: config.Settings | None = None, allowed_hosts: frozenset[str] | None = None) -> Starlette:
+               settings: config.Settings | None = None, allowed_hosts: frozenset[str] | None = None,
+               iam: Mapping[str, local_iam.Principal] | None = None) -> Starlette:
     """The emulator as an ASGI app on the database at ``db_path`` (created when missing).
 
     ``endpoint`` is where the emulator itself answers: runtime session processes get it as their AgentCore
     endpoint (its host is allowed, so they can call back). ``settings`` (default: from the environment) gives
     the time scale of the runtimes that do not set their own ``LAB_TIME_SCALE`` (see
     :mod:`lab_helpers.emulator.runtime_sessions`). ``allowed_hosts`` (default: ``LAB_EMULATOR_ALLOWED_HOSTS``)
-    are the host names it answers besides loopback ones.
+    are the host names it answers besides loopback ones. ``iam`` (principals by access key id, from
+    :func:`lab_helpers.emulator.local_iam.load_principals`) turns local IAM on; None (default): off.
     """
     store = Store(db_path)
     runtime = RuntimeService(store, endpoint, settings)
@@ -589,13 +647,13 @@ def create_app(db_path: str | Path, endpoint: str = "http://127.0.0.1:8787",
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "server": "agentcore-local", "db": str(db_path),
-                             "time_scale": runtime.settings.time_scale})
+                             "time_scale": runtime.settings.time_scale, "iam": iam is not None})
 
     async def runtime_sessions(_: Request) -> JSONResponse:
         return JSONResponse(runtime.report())
 
     async def aws(request: Request) -> Response:
-        return await answer(store, runtime, request)
+        return await answer(store, runtime, request, iam)
 
     async def local_error(_: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
