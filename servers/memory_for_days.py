@@ -33,14 +33,16 @@ from lab_helpers import config
 from lab_helpers.http_serving import parse_args, run_app
 from lab_helpers.models import OFFLINE_LABEL, OfflineModel, _Turn, describe_model, load_model
 
-#: The memory's strategies: what long-term memory extracts from the events, and into which namespace.
+#: The memory's strategies: what long-term memory extracts from the events, and into which namespace. Actor ids
+#: are ``<tenant>/<user>``, so every namespace of a tenant starts with ``/tenants/<tenant>/``: what an IAM
+#: condition on ``bedrock-agentcore:namespace`` can hold a tenant to (notebook 06, step 4).
 STRATEGIES: list[dict[str, Any]] = [
     {"semanticMemoryStrategy": {"name": "facts", "description": "facts about the user and the investigation",
-                                "namespaceTemplates": ["/facts/{actorId}/"]}},
+                                "namespaceTemplates": ["/tenants/{actorId}/facts/"]}},
     {"summaryMemoryStrategy": {"name": "summaries", "description": "one summary per session",
-                               "namespaceTemplates": ["/summaries/{actorId}/{sessionId}/"]}},
+                               "namespaceTemplates": ["/tenants/{actorId}/summaries/{sessionId}/"]}},
     {"userPreferenceMemoryStrategy": {"name": "preferences", "description": "what the user likes and wants",
-                                      "namespaceTemplates": ["/preferences/{actorId}/"]}},
+                                      "namespaceTemplates": ["/tenants/{actorId}/preferences/"]}},
 ]
 
 #: Where the session manager puts what it retrieved, in the user's message (the SDK's default tag).
@@ -67,7 +69,7 @@ def retrieval_config(memory: dict[str, Any], top_k: int = 3) -> dict[str, Retrie
     """What a new session searches: every strategy's namespace for the actor, across all of its sessions.
 
     A template is cut before ``{sessionId}``: the SDK searches a namespace *path* (a prefix), so
-    ``/summaries/{actorId}/`` finds the summaries of every earlier session. ``relevance_score=0`` keeps the
+    ``/tenants/{actorId}/summaries/`` finds the summaries of every earlier session. ``relevance_score=0`` keeps the
     ``top_k`` best of each namespace whatever their score.
     """
     return {strategy["namespaces"][0].split("{sessionId}")[0]: RetrievalConfig(top_k=top_k, relevance_score=0.0)
