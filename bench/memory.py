@@ -3,6 +3,8 @@
 Runs three servers on 127.0.0.1, each as its own process (so none shares this client's GIL):
 
 * the local emulator (``lab_helpers/emulator``), durable, on a temporary SQLite file;
+* the same with local IAM on (``--iam``): every request's signature recomputed, each call evaluated against a
+  principal's identity policies (a condition on ``bedrock-agentcore:actorId`` with ``${aws:username}``, and a Deny);
 * a moto 5.2.5 server (``moto.server``, werkzeug, access log off);
 * a canned-reply server (``http.server.ThreadingHTTPServer``, HTTP/1.1 keep-alive) that answers every CreateEvent
   with one fixed event and every ListEvents with one fixed 100-event page (a ``nextToken`` until the 20th page):
@@ -22,7 +24,8 @@ semantic strategy): Q queries of three words, topK 10, half scoped to one actor 
 actor (``namespacePath``); p50 and p99.
 
 Then the ratios emulator/floor and emulator/moto, and the targets (met/missed; the exit status is 0 either way):
-sequential CreateEvent at least 0.67x the floor, and the full 2,000-event listing well under half a second.
+sequential CreateEvent at least 0.67x the floor, the full 2,000-event listing well under half a second, and
+sequential CreateEvent with local IAM on within 1.5x of the time with it off (measured in the same run).
 
 Usage: python bench/memory.py [--events N] [--threads T] [--per-thread M] [--runs R] [--records K] [--queries Q]
 """
@@ -30,6 +33,7 @@ Usage: python bench/memory.py [--events N] [--threads T] [--per-thread M] [--run
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -53,6 +57,18 @@ PAGE = 100
 #: Targets: sequential CreateEvent within this fraction of the floor; the full listing under this many seconds.
 TARGET_CREATE_RATIO = 0.67
 TARGET_LISTING_SECONDS = 0.5
+#: Target: CreateEvent with local IAM on takes at most this many times as long as with it off.
+TARGET_IAM_SLOWDOWN = 1.5
+#: The bench's principal under local IAM: the credentials ``_clients`` signs with, a scoped policy and a Deny.
+IAM_PRINCIPALS = {"principals": [{"name": "bench", "accessKeyId": "testing", "secretAccessKey": "testing",
+                                  "policies": [{"Version": "2012-10-17", "Statement": [
+                                      {"Effect": "Allow", "Action": ["bedrock-agentcore:CreateMemory",
+                                                                     "bedrock-agentcore:GetMemory"], "Resource": "*"},
+                                      {"Effect": "Allow", "Action": ["bedrock-agentcore:CreateEvent",
+                                                                     "bedrock-agentcore:ListEvents"],
+                                       "Resource": "arn:aws:bedrock-agentcore:*:*:memory/*",
+                                       "Condition": {"StringLike": {"bedrock-agentcore:actorId": "${aws:username}*"}}},
+                                      {"Effect": "Deny", "Action": "bedrock-agentcore:Delete*", "Resource": "*"}]}]}]}
 
 MOTO_SCRIPT = """\
 import logging, sys
@@ -274,9 +290,12 @@ def main() -> None:
         settings = config.load(env={}, logs_dir=tmp / "logs", artifacts_dir=tmp / "artifacts")
         (tmp / "moto_server.py").write_text(MOTO_SCRIPT)
         (tmp / "canned_server.py").write_text(textwrap.dedent(CANNED_SCRIPT))
+        (tmp / "principals.json").write_text(json.dumps(IAM_PRINCIPALS))
         servers = {
             "emulator": ServerProcess(EMULATOR_SCRIPT, "serve", "--db", str(tmp / "memory.db"),
                                       settings=settings, name="agentcore-local"),
+            "iam": ServerProcess(EMULATOR_SCRIPT, "serve", "--db", str(tmp / "memory-iam.db"), "--iam",
+                                 str(tmp / "principals.json"), settings=settings, name="agentcore-local-iam"),
             "moto": ServerProcess(tmp / "moto_server.py", settings=settings, name="moto",
                                   ready_path="/moto-api/"),
             "floor": ServerProcess(tmp / "canned_server.py", settings=settings, name="canned",
@@ -294,7 +313,8 @@ def main() -> None:
                 print(f"  {name:<9} {server.base_url}  measured in {time.perf_counter() - began:5.1f} s")
 
     print()
-    labels = {"emulator": "emulator (SQLite, durable)", "moto": "moto 5.2.5 server", "floor": "canned replies (floor)"}
+    labels = {"emulator": "emulator (SQLite, durable)", "iam": "emulator, local IAM on", "moto": "moto 5.2.5 server",
+              "floor": "canned replies (floor)"}
     print(f"{'':<28}{'CreateEvent seq':>18}{f'CreateEvent {args.threads} thr':>20}{'list all':>14}")
     for name, label in labels.items():
         figures = results[name]
@@ -315,6 +335,10 @@ def main() -> None:
           f"{ratio:6.2f}x   {'met' if ratio >= TARGET_CREATE_RATIO else 'MISSED'}")
     _line(f"target: full {args.events}-event listing < {TARGET_LISTING_SECONDS} s",
           f"{emulator['listing']:6.3f} s   {'met' if emulator['listing'] < TARGET_LISTING_SECONDS else 'MISSED'}")
+    slowdown = emulator["sequential"] / results["iam"]["sequential"]
+    _line(f"target: CreateEvent, IAM on, <= {TARGET_IAM_SLOWDOWN}x the time off",
+          f"{slowdown:6.2f}x   {'met' if slowdown <= TARGET_IAM_SLOWDOWN else 'MISSED'}  ({args.threads} threads: "
+          f"{emulator['concurrent'] / results['iam']['concurrent']:.2f}x)")
     print()
     _line(f"emulator RetrieveMemoryRecords over {args.records} records",
           f"p50 {retrieval[0] * 1000:6.1f} ms   p99 {retrieval[1] * 1000:6.1f} ms  ({args.queries} queries, topK 10)")
