@@ -165,3 +165,21 @@ def test_an_old_signature_has_expired():
     old = datetime.now(timezone.utc) - timedelta(minutes=6)
     assert verify_signature(TENANT_A, signed(when=old)).startswith("Signature expired")
     assert verify_signature(TENANT_A, signed(when=old + timedelta(minutes=2))) is None
+
+
+def test_the_emulator_refuses_to_start_on_a_bad_principals_file(tmp_path, capsys, monkeypatch):
+    from lab_helpers.emulator.__main__ import parse_args
+
+    monkeypatch.delenv(local_iam.IAM_VARIABLE, raising=False)
+    assert parse_args([]).principals is None, "off by default"
+
+    bad = tmp_path / "principals.json"
+    bad.write_text('{"principals": [{"name": "a", "accessKeyId": "K", "secretAccessKey": "s", "policies": '
+                   '[{"Statement": {"Effect": "Allow", "Action": "*", "Resource": "*", '
+                   '"Condition": {"DateLessThan": {"aws:CurrentTime": "2030-01-01"}}}}]}]}')
+    with pytest.raises(SystemExit):
+        parse_args(["--iam", str(bad)])
+    assert "DateLessThan is not evaluated by the local IAM" in capsys.readouterr().err
+    good = tmp_path / "good.json"
+    good.write_text('{"principals": [{"name": "a", "accessKeyId": "K", "secretAccessKey": "s"}]}')
+    assert list(parse_args(["--iam", str(good)]).principals) == ["K"]

@@ -63,7 +63,9 @@ requirements.txt. The subset, checked when the file is read (anything else is re
 * global keys: those variables, plus ``aws:SecureTransport`` (``false``: plain HTTP on loopback).
 
 Left out: resource-based policies, permission boundaries, SCPs, sessions and ``sts``, multivalued keys
-(``ForAnyValue``/``ForAllValues``), numeric, date, IP, ARN and Bool operators. The signature check is
+(``ForAnyValue``/``ForAllValues``), numeric, date, IP, ARN and Bool operators; an InvokeAgentRuntime with an OAuth
+``Bearer`` token is not a SigV4 call and is not evaluated here (AWS checks it with the runtime's authorizer; the
+emulator takes any token). The signature check is
 :func:`verify_signature` (botocore's own signer recomputes it).
 """
 
