@@ -405,8 +405,8 @@ def _help(reason: str = "") -> str:
 
 
 @dataclass(frozen=True)
-class _Turn:
-    """What the offline model says in one turn: some text, and maybe one tool call."""
+class Turn:
+    """What the offline model says in one turn: some text, and maybe one tool call (what a subclass's ``respond`` returns)."""
 
     text: str
     tool: str | None = None
@@ -459,7 +459,7 @@ class OfflineModel(Model):
             yield event
 
     # -- deciding --------------------------------------------------------------------------------
-    def respond(self, messages: Messages, tool_names: list[str], background_selectable: Collection[str] = ()) -> _Turn:
+    def respond(self, messages: Messages, tool_names: list[str], background_selectable: Collection[str] = ()) -> Turn:
         """The next turn for ``messages`` when the tools named ``tool_names`` are available.
 
         ``background_selectable`` names the tools the agent lets the model run in the background
@@ -467,16 +467,16 @@ class OfflineModel(Model):
         """
         last = messages[-1] if messages else None
         if last is None or last.get("role") != "user":
-            return _Turn(OFFLINE_LABEL + _help())
+            return Turn(OFFLINE_LABEL + _help())
         results = _unanswered_results(messages)
         if results:
             # dict.fromkeys: a cancelled background task is answered by the cancel and again by its delivery
             answers = dict.fromkeys(_answer_tool_result(result, messages) for result in results)
-            return _Turn(OFFLINE_LABEL + "\n".join(answers))
+            return Turn(OFFLINE_LABEL + "\n".join(answers))
         text = " ".join(_texts(last))
         seen = _read_conversation(messages)
         if parse_notice(text) is not None:  # not typed by anyone: say what it means
-            return _Turn(OFFLINE_LABEL + _away(seen))
+            return Turn(OFFLINE_LABEL + _away(seen))
         return _plan(_intent(text), text, seen, tool_names, background_selectable)
 
 
@@ -508,20 +508,20 @@ def _tool(tool_names: list[str], wanted: str) -> str | None:
     return None
 
 
-def _call(tool_names: list[str], wanted: str, tool_input: dict[str, Any], doing: str) -> _Turn:
+def _call(tool_names: list[str], wanted: str, tool_input: dict[str, Any], doing: str) -> Turn:
     """Call ``wanted`` if the task server offers it, else say the server is not connected."""
     name = _tool(tool_names, wanted)
     arguments = ", ".join(f"{key}={value!r}" for key, value in tool_input.items())
     if name is None:
-        return _Turn(
+        return Turn(
             f"{OFFLINE_LABEL}The task server is not connected (I have no {wanted} tool), so I cannot {doing}. "
             f"With it connected I would call {wanted}({arguments})."
         )
-    return _Turn(f"{OFFLINE_LABEL}Calling {wanted}({arguments}) to {doing}.", name, tool_input)
+    return Turn(f"{OFFLINE_LABEL}Calling {wanted}({arguments}) to {doing}.", name, tool_input)
 
 
 def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str],
-          background_selectable: Collection[str] = ()) -> _Turn:
+          background_selectable: Collection[str] = ()) -> Turn:
     """The turn that serves one request: a tool call, or an answer without one."""
     explicit_id = _UUID.search(text)
     task_id = explicit_id.group(0).lower() if explicit_id else None
@@ -529,7 +529,7 @@ def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str],
     if intent == "train":
         name = _model_name(text)
         if name is None:
-            return _Turn(f"{OFFLINE_LABEL}Which model should I train? Give it a name, for example: "
+            return Turn(f"{OFFLINE_LABEL}Which model should I train? Give it a name, for example: "
                          "\"Train a model called spiral-net for 20 epochs\".")
         tool_input: dict[str, Any] = {"model_name": name, "epochs": _epochs(text) or DEFAULT_EPOCHS}
         if (rate := _learning_rate(text)) is not None:
@@ -540,14 +540,14 @@ def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str],
     if intent == "restart":
         task = seen.restartable()
         if task is None:
-            return _Turn(f"{OFFLINE_LABEL}I find no interrupted, failed or cancelled task in this conversation, "
+            return Turn(f"{OFFLINE_LABEL}I find no interrupted, failed or cancelled task in this conversation, "
                          "so there is nothing to start again. Ask me to train a model by name instead.")
         tool_input = {"model_name": task.model_name, "epochs": task.epochs or DEFAULT_EPOCHS}
         if task.learning_rate is not None:
             tool_input["learning_rate"] = task.learning_rate
         return _call(tool_names, TRAIN, tool_input, f"start task {task.task_id} ({task.status}) again")
     if intent == "away":
-        return _Turn(OFFLINE_LABEL + _away(seen))
+        return Turn(OFFLINE_LABEL + _away(seen))
     own_tasks = BACKGROUND in tool_names and _tool(tool_names, STATUS) is None  # no task server: the agent's own
     if own_tasks and intent in ("list", "status", "results", "cancel"):
         return _plan_background(intent, task_id, seen, tool_names)
@@ -556,16 +556,16 @@ def _plan(intent: str, text: str, seen: _Conversation, tool_names: list[str],
     if intent in ("status", "results", "cancel"):
         task_id = task_id or (latest.task_id if latest else None)
         if task_id is None:
-            return _Turn(f"{OFFLINE_LABEL}Which task? I see no task id in this conversation; "
+            return Turn(f"{OFFLINE_LABEL}Which task? I see no task id in this conversation; "
                          "say \"list my tasks\" to find one, then name its task id.")
         tool, doing = {"status": (STATUS, f"check task {task_id}"),
                        "results": (RESULTS, f"fetch the results of task {task_id}"),
                        "cancel": (CANCEL, f"cancel task {task_id}")}[intent]
         return _call(tool_names, tool, {"task_id": task_id}, doing)
-    return _Turn(OFFLINE_LABEL + _help("I did not recognise that request. "))
+    return Turn(OFFLINE_LABEL + _help("I did not recognise that request. "))
 
 
-def _plan_background(intent: str, task_id: str | None, seen: _Conversation, tool_names: list[str]) -> _Turn:
+def _plan_background(intent: str, task_id: str | None, seen: _Conversation, tool_names: list[str]) -> Turn:
     """Serve a status, results, list or cancel request about the agent's own background tasks.
 
     A task whose ending was already delivered into the conversation is answered from there: Strands forgets a
@@ -576,7 +576,7 @@ def _plan_background(intent: str, task_id: str | None, seen: _Conversation, tool
     if intent == "list" or task_id is None:
         return _call(tool_names, BACKGROUND, {"mode": "list"}, "list the background tasks")
     if task and intent != "cancel" and task.status in ("completed", "failed", "cancelled"):
-        return _Turn(OFFLINE_LABEL + _background_sentence(asdict(task)) + " (Delivered earlier in this conversation.)")
+        return Turn(OFFLINE_LABEL + _background_sentence(asdict(task)) + " (Delivered earlier in this conversation.)")
     mode, doing = ("cancel", "cancel") if intent == "cancel" else ("get", "check")
     return _call(tool_names, BACKGROUND, {"mode": mode, "task_id": task_id}, f"{doing} background task {task_id}")
 
@@ -694,7 +694,7 @@ def _tool_use_id(messages: Messages, name: str, tool_input: dict[str, Any]) -> s
     return f"tooluse_offline_{digest[:16]}"
 
 
-def _events(turn: _Turn, messages: Messages) -> Iterator[StreamEvent]:
+def _events(turn: Turn, messages: Messages) -> Iterator[StreamEvent]:
     """The events a Converse-style provider streams for ``turn``."""
     yield {"messageStart": {"role": "assistant"}}
     yield {"contentBlockStart": {"start": {}}}

@@ -31,7 +31,7 @@ from strands.types.content import Messages
 
 from lab_helpers import config
 from lab_helpers.http_serving import parse_args, run_app
-from lab_helpers.models import OFFLINE_LABEL, OfflineModel, _Turn, describe_model, load_model
+from lab_helpers.models import OFFLINE_LABEL, OfflineModel, Turn, describe_model, load_model
 
 #: The memory's strategies: what long-term memory extracts from the events, and into which namespace. Actor ids
 #: are ``<tenant>/<user>``, so every namespace of a tenant starts with ``/tenants/<tenant>/``: what an IAM
@@ -97,16 +97,16 @@ class RecallingOfflineModel(OfflineModel):
     anything else the user says is acknowledged.
     """
 
-    def respond(self, messages: Messages, tool_names: list[str], background_selectable: Any = ()) -> _Turn:
+    def respond(self, messages: Messages, tool_names: list[str], background_selectable: Any = ()) -> Turn:
         if not messages or messages[-1].get("role") != "user":
             return super().respond(messages, tool_names, background_selectable)
         said = [block["text"] for block in messages[-1]["content"] if "text" in block][-1]
         if not said.rstrip().endswith("?"):
-            return _Turn(OFFLINE_LABEL + "Noted.")
+            return Turn(OFFLINE_LABEL + "Noted.")
         memories = recalled(messages)
         if not memories:
-            return _Turn(OFFLINE_LABEL + "Long-term memory holds nothing about that.")
-        return _Turn(OFFLINE_LABEL + "From long-term memory:\n" + "\n".join(f"- {m}" for m in memories))
+            return Turn(OFFLINE_LABEL + "Long-term memory holds nothing about that.")
+        return Turn(OFFLINE_LABEL + "From long-term memory:\n" + "\n".join(f"- {m}" for m in memories))
 
 
 def build_agent(memory: dict[str, Any], actor_id: str, session_id: str) -> Agent:
