@@ -6,9 +6,12 @@ boto3, ``bedrock_agentcore.memory.MemoryClient``, Strands' ``AgentCoreMemorySess
 Plumbing: read it to see how AWS behaves, not to learn a lesson's pattern.
 
 * ``memory_store``: AgentCore Memory's events and records, durable in SQLite;
+* ``extractors``: long-term memory's extraction (facts, summaries, preferences): an offline rule-based stand-in,
+  a literal copy, or the model ``LAB_MODEL`` names;
 * ``runtime_sessions``: AgentCore Runtime's runtimes, one process per session, and its session lifecycle;
 * ``api``: the rest-json HTTP application of both planes (data and control) on one port;
 * ``errors``: the AWS error types both answer with;
+* ``local_iam``: optional local IAM (off by default): SigV4 checked against local principals, their policies evaluated;
 * ``shapes``: every request checked against botocore's input shape for its operation (and the output-shape
   checker the tests use), in one place;
 * ``__main__``: ``python -m lab_helpers.emulator serve`` (port and database default to ``LAB_EMULATOR_PORT`` and
