@@ -6,11 +6,10 @@ what a restart keeps: everything with the in-memory backend; nothing with Redis.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult
 
 from conftest import TEST_TIME_SCALE
+from native_tasks_kit import native_tasks_server, run
 from lab_helpers import config
-from lab_helpers.redis_server import redis_available, start_redis
 from lab_helpers.processes import ServerProcess
 from lab_helpers.waiting import eventually, eventually_async
 
@@ -42,31 +41,15 @@ def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings
 
 
 @pytest.fixture(scope="module")
-def server(module_settings: config.Settings) -> Iterator[ServerProcess]:
-    with ServerProcess("native_tasks.py", "--backend", "memory://", settings=module_settings) as process:
+def server(module_settings: config.Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    with native_tasks_server("memory", module_settings, tmp_path_factory.mktemp("redis")) as process:
         yield process
 
 
 @pytest.fixture(scope="module")
 def redis_server(module_settings: config.Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    if not redis_available():
-        pytest.skip("redis-server is not installed (apt-get install redis-server): the durable backend is untested")
-    redis = start_redis(tmp_path_factory.mktemp("redis"), module_settings)
-    try:
-        with ServerProcess("native_tasks.py", "--backend", redis.redis_url, settings=module_settings) as process:
-            yield process
-    finally:
-        redis.stop()
-
-
-def run(server: ServerProcess, body: Callable[[Client], Awaitable[Any]]) -> Any:
-    """``body(client)`` on a fresh fastmcp client of ``server``, in an event loop of its own."""
-
-    async def main() -> Any:
-        async with Client(server.url) as client:
-            return await body(client)
-
-    return asyncio.run(main())
+    with native_tasks_server("redis", module_settings, tmp_path_factory.mktemp("redis")) as process:
+        yield process
 
 
 async def poll(task: ToolTask, until: Callable[[Any], bool], timeout: float = 15.0) -> list[Any]:

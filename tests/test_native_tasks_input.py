@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
 from conftest import TEST_TIME_SCALE
+from native_tasks_kit import native_tasks_server, run
 from lab_helpers import config
 from lab_helpers.processes import ServerProcess
-from lab_helpers.redis_server import redis_available, start_redis
 from lab_helpers.training import load_artifact, make_dataset, seed_for
 from lab_helpers.waiting import eventually_async
 
@@ -43,26 +43,8 @@ def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, module_settings: config.Settings,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    if request.param == "memory":
-        with ServerProcess("native_tasks.py", "--backend", "memory://", settings=module_settings) as process:
-            yield process
-        return
-    if not redis_available():
-        pytest.skip("redis-server is not installed: the durable backend is untested")
-    redis = start_redis(tmp_path_factory.mktemp("redis"), module_settings)
-    try:
-        with ServerProcess("native_tasks.py", "--backend", redis.redis_url, settings=module_settings) as process:
-            yield process
-    finally:
-        redis.stop()
-
-
-def run(server: ServerProcess, body: Callable[[Client], Awaitable[Any]]) -> Any:
-    async def main() -> Any:
-        async with Client(server.url) as client:
-            return await body(client)
-
-    return asyncio.run(main())
+    with native_tasks_server(request.param, module_settings, tmp_path_factory.mktemp("redis")) as process:
+        yield process
 
 
 def accept(**content: Any) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from lab_helpers.mcp_client import RequestCounter, answer_task, counting_client,
 from patterns.task_watch import follow_task, watch
 
 from conftest import TEST_TIME_SCALE
+from native_tasks_kit import native_tasks_server
 from lab_helpers import config
 from lab_helpers.processes import ServerProcess
 from lab_helpers.proxy import DropProxy
-from lab_helpers.redis_server import redis_available, start_redis
 
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+): train acc")
 
@@ -38,18 +38,8 @@ def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings
 @pytest.fixture(scope="module", params=["memory", "redis"])
 def server(request: pytest.FixtureRequest, module_settings: config.Settings,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    if request.param == "memory":
-        with ServerProcess("native_tasks.py", "--backend", "memory://", settings=module_settings) as process:
-            yield process
-        return
-    if not redis_available():
-        pytest.skip("redis-server is not installed: the durable backend is untested")
-    redis = start_redis(tmp_path_factory.mktemp("redis"), module_settings)
-    try:
-        with ServerProcess("native_tasks.py", "--backend", redis.redis_url, settings=module_settings) as process:
-            yield process
-    finally:
-        redis.stop()
+    with native_tasks_server(request.param, module_settings, tmp_path_factory.mktemp("redis")) as process:
+        yield process
 
 
 def epochs_in(lines: list[tuple[str, str | None]]) -> list[int]:
