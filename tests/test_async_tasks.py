@@ -212,8 +212,9 @@ def test_beyond_the_pool_a_task_is_queued_runs_when_a_worker_is_free_and_both_ca
                 lambda: _progressed(session, busy[0]["task_id"], max(seen)), timeout=30, every=0.02,
                 what="the running task's next epoch")
             assert first["status"] == "running" and later["progress"] > max(seen)
-            info = await _tool(session, "server_info")
-            assert info["busy"] == WORKERS and len(info["busy_pids"]) == WORKERS
+            info = await eventually_async(lambda: _busy(session, WORKERS), timeout=30,
+                                          what="every worker running a job")
+            assert info["busy"] == WORKERS
 
             cancelled = await _tool(session, "cancel_task", task_id=dropped["task_id"])  # a queued task
             assert cancelled["status"] == "cancelled" and cancelled["started_at"] is None
@@ -230,6 +231,12 @@ def test_beyond_the_pool_a_task_is_queued_runs_when_a_worker_is_free_and_both_ca
     asyncio.run(scenario())
 
 
+async def _busy(session: mcp.ClientSession, count: int) -> dict[str, Any] | None:
+    """``server_info`` once ``count`` worker processes run a job ("running" comes first: a worker may be starting)."""
+    info = await _tool(session, "server_info")
+    return info if len(info["busy_pids"]) == count else None
+
+
 async def _progressed(session: mcp.ClientSession, task_id: str, progress: int) -> dict[str, Any] | None:
     status = await _tool(session, "check_task_status", task_id=task_id)
     return status if status["progress"] > progress else None
@@ -242,7 +249,8 @@ def test_a_killed_worker_fails_its_task_with_the_reason_and_the_next_task_gets_a
         async with open_session(server.url) as session:
             victim = await _tool(session, "model_training", model_name="victim", epochs=500)
             await _wait_for(session, victim["task_id"], "running")
-            (pid,) = (await _tool(session, "server_info"))["busy_pids"]
+            info = await eventually_async(lambda: _busy(session, 1), timeout=30, what="the victim's worker")
+            (pid,) = info["busy_pids"]
             os.kill(pid, signal.SIGKILL)
             failed = await _wait_for(session, victim["task_id"], "failed")
             assert f"worker process running it (pid {pid}) was killed by SIGKILL" in failed["error"]
