@@ -54,9 +54,13 @@ class AgentCoreTarget:
 
 
 def emulator_health(url: str) -> dict[str, Any] | None:
-    """The JSON of GET {url}/health, or None when nothing answers there (or not with JSON)."""
+    """The JSON of GET {url}/health, or None when nothing answers there (or not with JSON).
+
+    A client with TLS verification off: it asks plain http://, and a default ``httpx.get`` would parse the CA
+    bundle on every call (this is polled while an emulator starts)."""
     try:
-        response = httpx.get(url + "/health", timeout=1.0)
+        with httpx.Client(verify=False, timeout=1.0) as client:
+            response = client.get(url + "/health")
         return response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
