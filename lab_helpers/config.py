@@ -45,10 +45,12 @@ class Settings:
     #: Seconds a new Memory event stays out of the emulator's metadata-filtered ListEvents (real seconds, not
     #: scaled): AWS's eventual consistency there, off (0) for the lessons (``lab_helpers/emulator/memory_store.py``).
     emulator_filter_delay: float = 0.0
-    #: Seconds (at time scale 1) between a Memory event and the long-term records extracted from it, and which
-    #: extractor writes them ("verbatim", "rules" or "model"): ``lab_helpers/emulator/extractors.py``.
-    emulator_extraction_delay: float = 0.0
-    emulator_extractor: str = "verbatim"
+    #: Seconds (at time scale 1) between a Memory event and the long-term records extracted from it: AWS extracts
+    #: asynchronously, reportedly within 20-40 s, so 30 by default (0: inside CreateEvent). And which extractor
+    #: writes them: "auto" (default: "model" when ``model`` names a real one, else the offline "rules"),
+    #: "rules", "model" or "verbatim" (a literal copy): ``lab_helpers/emulator/extractors.py``.
+    emulator_extraction_delay: float = 30.0
+    emulator_extractor: str = "auto"
     #: A principals file that turns the emulator's local IAM on (None: off): ``lab_helpers/emulator/local_iam.py``.
     emulator_iam: Path | None = None
     max_epochs: int = 1000
@@ -134,13 +136,25 @@ def _model(env: Mapping[str, str], mode: str) -> str:
     )
 
 
+#: The values of ``LAB_EMULATOR_EXTRACTOR`` (``auto`` is resolved by the emulator at start-up).
+EXTRACTOR_CHOICES = ("auto", "rules", "model", "verbatim")
+
+
 def _extractor(env: Mapping[str, str]) -> str:
-    """``LAB_EMULATOR_EXTRACTOR``: ``verbatim`` (default), ``rules`` or ``model`` (``LAB_MODEL``)."""
-    raw = env.get("LAB_EMULATOR_EXTRACTOR", "").strip().lower() or "verbatim"
-    if raw not in ("verbatim", "rules", "model"):
-        raise ConfigError(f"LAB_EMULATOR_EXTRACTOR must be 'verbatim', 'rules' or 'model', "
+    """``LAB_EMULATOR_EXTRACTOR``: ``auto`` (default), ``rules``, ``model`` (``LAB_MODEL``) or ``verbatim``."""
+    raw = env.get("LAB_EMULATOR_EXTRACTOR", "").strip().lower() or "auto"
+    if raw not in EXTRACTOR_CHOICES:
+        raise ConfigError(f"LAB_EMULATOR_EXTRACTOR must be one of {', '.join(EXTRACTOR_CHOICES)}, "
                           f"got {env['LAB_EMULATOR_EXTRACTOR']!r}")
     return raw
+
+
+def resolve_extractor(extractor: str, model: str) -> str:
+    """The extractor ``auto`` stands for: ``model`` when ``model`` (``LAB_MODEL``) names a real model (Bedrock or
+    a server URL), as AWS extracts with a model; else ``rules``, the offline stand-in. Other values are kept."""
+    if extractor != "auto":
+        return extractor
+    return "rules" if model == "offline" else "model"
 
 
 def _in_notebook_frontend() -> bool:
@@ -172,7 +186,7 @@ def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         jupyter_port=_port(env, "LAB_JUPYTER_PORT", 8888),
         emulator_port=_port(env, "LAB_EMULATOR_PORT", 8787),
         emulator_filter_delay=_number(env, "LAB_EMULATOR_FILTER_DELAY", 0.0, 0.0, 3600.0),
-        emulator_extraction_delay=_number(env, "LAB_EMULATOR_EXTRACTION_DELAY", 0.0, 0.0, 3600.0),
+        emulator_extraction_delay=_number(env, "LAB_EMULATOR_EXTRACTION_DELAY", 30.0, 0.0, 3600.0),
         emulator_extractor=_extractor(env),
         emulator_iam=Path(env["LAB_EMULATOR_IAM"].strip()) if env.get("LAB_EMULATOR_IAM", "").strip() else None,
         max_epochs=int(_number(env, "LAB_MAX_EPOCHS", 1000, 1, 1_000_000)),

@@ -68,6 +68,14 @@ def agentcore_status(settings: config.Settings) -> str:
     return f"local emulator not running yet (make lab, or use_agentcore() in a notebook, starts it at {endpoint})"
 
 
+def extraction_status(settings: config.Settings) -> str:
+    """Which extractor a new emulator writes long-term records with (``auto`` resolved), and how late."""
+    chosen = config.resolve_extractor(settings.emulator_extractor, settings.model)
+    how = "an offline stand-in" if chosen != "model" else f"asks {settings.model}"
+    return (f"{chosen} extractor ({how}; LAB_EMULATOR_EXTRACTOR={settings.emulator_extractor}), records "
+            f"{settings.scaled(settings.emulator_extraction_delay):g} s after each event")
+
+
 def redis_status() -> str:
     """Which Redis notebook 05's durable task backend runs (version and where from), or why it runs in memory."""
     from lab_helpers.redis_server import INSTALL_HINT, find_redis
@@ -98,6 +106,7 @@ def report(settings: config.Settings) -> tuple[list[str], list[str]]:
         f"  AWS credentials    {'found (' + source + ')' if source else 'none found'}",
         f"  runs locally       MCP servers from servers/ on {settings.host} (free ports), the NumPy training workload",
         f"  AgentCore          {agentcore_status(settings)}",
+        *([f"  long-term memory   {extraction_status(settings)}"] if settings.mode == "local" else []),
         f"  Redis              {redis_status()}",
         f"  agents' model      {settings.model} (LAB_MODEL: offline is a deterministic stand-in, no LLM)",
         f"  artifacts          {settings.artifacts_dir}",

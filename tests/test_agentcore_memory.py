@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from lab_helpers import config
 from lab_helpers.processes import ServerProcess
+from lab_helpers.waiting import eventually
 
 from lab_helpers.agentcore import EMULATOR_SCRIPT
 from lab_helpers.emulator.api import LOCAL_AUTHORIZATION
@@ -31,7 +32,8 @@ REGION = "us-east-1"
 @pytest.fixture(scope="module")
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("agentcore")
-    settings = config.load(env={}, logs_dir=tmp / "logs", artifacts_dir=tmp / "artifacts")
+    # CI's time scale: long-term records are extracted asynchronously, a fraction of a second after their event.
+    settings = config.load(env={}, time_scale=0.02, logs_dir=tmp / "logs", artifacts_dir=tmp / "artifacts")
     server = ServerProcess(EMULATOR_SCRIPT, "serve", "--db", str(tmp / "memory.db"), settings=settings,
                            name="agentcore-local")
     with server:
@@ -237,6 +239,20 @@ def test_cli_accepts_serve_and_options_in_any_order():
     assert parse_args([]).db.name == "memory.db"
 
 
+def test_cli_resolves_the_auto_extractor_from_lab_model(monkeypatch, capsys):
+    from lab_helpers.emulator.__main__ import parse_args
+
+    monkeypatch.delenv("LAB_EMULATOR_EXTRACTOR", raising=False)
+    monkeypatch.setenv("LAB_MODEL", "offline")
+    assert parse_args([]).extractor == "rules"
+    assert parse_args(["--extractor", "verbatim"]).extractor == "verbatim"
+    with pytest.raises(SystemExit):
+        parse_args(["--extractor", "model"])
+    assert "--extractor model needs LAB_MODEL" in capsys.readouterr().err
+    monkeypatch.setenv("LAB_MODEL", "http://127.0.0.1:8080")
+    assert parse_args([]).extractor == "model"
+
+
 def test_memory_client_create_event_and_last_k_turns(memory_client, memory):
     memory_id, session = memory["id"], sid()
     for i in range(3):
@@ -307,22 +323,30 @@ def test_actor_id_with_slash_and_colon_round_trips(data, memory):
 def test_retrieve_memories_finds_extracted_records_per_actor(data, memory_client, memory):
     memory_id = memory["id"]
     strategy_id = memory["strategies"][0]["strategyId"]
-    text_event(data, memory_id, "frank", sid(), "My favourite tea is jasmine green tea")
-    text_event(data, memory_id, "frank", sid(), "I drive a blue bicycle")
-    text_event(data, memory_id, "grace", sid(), "Grace also loves jasmine tea")
-    text_event(data, memory_id, "frank", sid(), "jasmine tea skipped", extractionMode="SKIP")
+    # The skipped event first: had it been queued, it would be extracted before the others.
+    text_event(data, memory_id, "frank", sid(), "I also drink jasmine tea at night.", extractionMode="SKIP")
+    text_event(data, memory_id, "frank", sid(), "I drink jasmine green tea every morning.")
+    text_event(data, memory_id, "frank", sid(), "I drive a blue bicycle to work.")
+    text_event(data, memory_id, "grace", sid(), "Grace also drinks jasmine tea.")
     namespace = f"/strategies/{strategy_id}/actors/frank/"
+
+    def listed_per_actor() -> dict[str, list[dict]]:
+        return {actor: data.list_memory_records(memoryId=memory_id, namespace=f"/strategies/{strategy_id}/actors/"
+                                                f"{actor}/")["memoryRecordSummaries"] for actor in ("frank", "grace")}
+
+    eventually(lambda: [len(records) for records in listed_per_actor().values()] == [2, 1], 30, 0.05,
+               what="the facts extracted from frank's and grace's events", show=lambda: str(listed_per_actor()))
     found = memory_client.retrieve_memories(memory_id=memory_id, namespace=namespace, query="jasmine tea", top_k=5)
-    assert [r["content"]["text"] for r in found] == ["My favourite tea is jasmine green tea"]
+    assert [r["content"]["text"] for r in found] == ["The user drinks jasmine green tea every morning."]
     assert found[0]["namespaces"] == [namespace] and found[0]["memoryStrategyId"] == strategy_id
     assert 0 < found[0]["score"] <= 1
     everyone = data.retrieve_memory_records(memoryId=memory_id, namespacePath=f"/strategies/{strategy_id}/",
                                             searchCriteria={"searchQuery": "jasmine", "topK": 10})
-    assert len(everyone["memoryRecordSummaries"]) == 2
+    assert len(everyone["memoryRecordSummaries"]) == 2, "frank's morning tea and grace's, not the skipped event"
     assert memory_client.retrieve_memories(memory_id=memory_id, namespace=namespace, query="submarine") == []
-    listed = data.list_memory_records(memoryId=memory_id, namespace=namespace)["memoryRecordSummaries"]
-    assert {r["content"]["text"] for r in listed} == {"My favourite tea is jasmine green tea",
-                                                      "I drive a blue bicycle"}
+    listed = listed_per_actor()["frank"]
+    assert {r["content"]["text"] for r in listed} == {"The user drinks jasmine green tea every morning.",
+                                                      "The user drives a blue bicycle to work."}
     record_id = listed[0]["memoryRecordId"]
     assert data.get_memory_record(memoryId=memory_id, memoryRecordId=record_id)["memoryRecord"]["memoryRecordId"] \
         == record_id

@@ -42,6 +42,16 @@ def test_the_model_is_offline_locally_bedrock_in_aws_mode_or_a_server_url(tmp_pa
     assert config.load(env={"LAB_STATE_DIR": str(tmp_path)}).state_dir == tmp_path
 
 
+def test_long_term_extraction_is_asynchronous_and_by_a_model_when_there_is_one() -> None:
+    settings = config.load(env={})
+    assert (settings.emulator_extractor, settings.emulator_extraction_delay) == ("auto", 30.0)
+    assert config.resolve_extractor("auto", "offline") == "rules"
+    for real in ("bedrock", "http://127.0.0.1:8080"):
+        assert config.resolve_extractor("auto", real) == "model"
+    assert config.resolve_extractor("verbatim", "bedrock") == "verbatim", "an explicit choice is kept"
+    assert config.load(env={"LAB_EMULATOR_EXTRACTOR": "Verbatim"}).emulator_extractor == "verbatim"
+
+
 def test_as_env_reproduces_the_settings_in_a_child() -> None:
     settings = config.load(env={}, time_scale=0.3, max_epochs=7)
     assert config.load(env=settings.as_env()) == settings
@@ -59,6 +69,7 @@ def test_as_env_reproduces_the_settings_in_a_child() -> None:
         ("LAB_JUPYTER_PORT", "80.5", "LAB_JUPYTER_PORT must be a whole port number"),
         ("LAB_MAX_EPOCHS", "0", "LAB_MAX_EPOCHS must be between 1 and 1e+06"),
         ("LAB_HEADLESS", "maybe", "LAB_HEADLESS must be 1 or 0"),
+        ("LAB_EMULATOR_EXTRACTOR", "llm", "LAB_EMULATOR_EXTRACTOR must be one of auto, rules, model, verbatim"),
         ("LAB_MODEL", "gpt-9", "LAB_MODEL must be 'offline', 'bedrock' or the URL of an OpenAI-compatible server"),
     ],
 )

@@ -32,7 +32,9 @@ def test_local_mode_needs_no_credentials(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stdout + run.stderr
     for expected in ("mcp                2.1.1", "strands-agents", "bedrock-agentcore", "mode               local",
                      "AWS credentials    none found", "runs locally       MCP servers from servers/ on 127.0.0.1",
-                     "AgentCore          local emulator"):
+                     "AgentCore          local emulator",
+                     "long-term memory   rules extractor (an offline stand-in; LAB_EMULATOR_EXTRACTOR=auto), "
+                     "records 30 s after each event"):
         assert expected in run.stdout
     assert run.stdout.rstrip().endswith("All set.")
 
@@ -81,3 +83,9 @@ def test_no_redis_is_reported_with_how_to_get_one(monkeypatch: pytest.MonkeyPatc
     assert any(line.startswith("  Redis              none found") and "apt-get install redis-server" in line
                for line in lines)
     assert not problems, "the lesson runs without Redis, on the in-memory backend"
+
+
+def test_it_says_which_extractor_a_real_model_gets_and_how_late(tmp_path: Path) -> None:
+    run = _doctor(tmp_path, LAB_MODEL="http://127.0.0.1:9", LAB_TIME_SCALE="0.02")
+    assert ("long-term memory   model extractor (asks http://127.0.0.1:9; LAB_EMULATOR_EXTRACTOR=auto), "
+            "records 0.6 s after each event") in run.stdout

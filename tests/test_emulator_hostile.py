@@ -31,6 +31,7 @@ from emulator_kit import ROLE, SIGNED, artifact, clients, start_emulator, write_
 from lab_helpers.emulator import shapes
 from lab_helpers.emulator.api import MAX_JSON_BYTES, MAX_JSON_DEPTH
 from lab_helpers.processes import ServerProcess
+from lab_helpers.waiting import eventually
 
 #: AWS's answer for a path that is no operation of the service: not in a service model, common to all.
 PROTOCOL_ERRORS = {"UnknownOperationException": {404, 405}}
@@ -78,9 +79,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         memory = control.create_memory(name="hostile", eventExpiryDuration=7,
                                        memoryStrategies=[{"semanticMemoryStrategy": {"name": "facts"}}])["memory"]
         event = data.create_event(memoryId=memory["id"], actorId="ada", sessionId="s", eventTimestamp=time.time(),
-                                  payload=[{"conversational": {"role": "USER", "content": {"text": "hello"}}}],
+                                  payload=[{"conversational": {"role": "USER", "content": {
+                                      "text": "I am testing the emulator with hostile requests."}}}],
                                   metadata={"kind": {"stringValue": "note"}})["event"]
-        record = data.list_memory_records(memoryId=memory["id"])["memoryRecordSummaries"][0]
+        # Extraction is asynchronous: its record must exist before the hostile requests, which must change nothing.
+        record = eventually(lambda: data.list_memory_records(memoryId=memory["id"])["memoryRecordSummaries"], 30,
+                            0.05, what="the record extracted from the event")[0]
         runtime = control.create_agent_runtime(agentRuntimeName="hostile_rt", agentRuntimeArtifact=artifact(code_dir),
                                                roleArn=ROLE)
         yield World(emulator, control, data, memory["id"], event["eventId"], record["memoryRecordId"],

@@ -221,6 +221,16 @@ def test_no_failed_jobs_offline_and_unknown_job_is_not_found(data, memory):
     assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"
 
 
+def test_a_summary_does_not_count_the_offline_models_label_among_its_topics():
+    from lab_helpers.models import OFFLINE_LABEL
+
+    assert extractors.OFFLINE_LABEL == OFFLINE_LABEL.strip()
+    session = [extractors.Message("USER", "The ledger migration stalled on the ledger locks."),
+               *[extractors.Message("ASSISTANT", OFFLINE_LABEL + f"Noted, ledger step {n}.") for n in range(3)]]
+    text = extractors.summary(session)
+    assert text.startswith("Session about ledger, ") and "offline" not in text and "model" not in text
+
+
 def test_a_failed_extraction_leaves_a_job_that_start_runs_again(tmp_path, monkeypatch):
     """The offline extractors do not fail, so a failing one is put in their place for one extraction."""
     store = Store(tmp_path / "jobs.db", extractor="rules")

@@ -32,6 +32,7 @@ from lab_helpers import deploy
 from lab_helpers.emulator import shapes
 from lab_helpers.emulator.api import ROUTES
 from lab_helpers.processes import ServerProcess
+from lab_helpers.waiting import eventually
 
 #: Every operation the emulator serves, from its own routing table.
 IMPLEMENTED = {(operation.service, operation.name) for _, _, operation in ROUTES}
@@ -113,8 +114,9 @@ def test_every_operation_answers_as_its_output_shape_says(emulator: ServerProces
     memory_id = memory["id"]
     control.get_memory(memoryId=memory_id)
     control.list_memories(maxResults=1)
+    note = "The training loss fell below 0.1 after three epochs."  # a statement: the semantic strategy's fact
     text = data.create_event(memoryId=memory_id, actorId="ada", sessionId="s-1", eventTimestamp=now,
-                             payload=[{"conversational": {"role": "USER", "content": {"text": "training loss"}}}],
+                             payload=[{"conversational": {"role": "USER", "content": {"text": note}}}],
                              metadata={"kind": {"stringValue": "note"}})["event"]
     data.create_event(memoryId=memory_id, actorId="ada", sessionId="s-1", eventTimestamp=now + 1,
                       payload=[{"blob": {"any": ["json", 1]}}, {"json": {"content": {"epochs": 3}}}],
@@ -127,11 +129,11 @@ def test_every_operation_answers_as_its_output_shape_says(emulator: ServerProces
                            "right": {"metadataValue": {"stringValue": "note"}}}]})
     data.list_sessions(memoryId=memory_id, actorId="ada", filter={"eventFilter": "HAS_EVENTS"})
     data.list_actors(memoryId=memory_id)
-    found = data.retrieve_memory_records(memoryId=memory_id, namespace=memory["strategies"][0]["namespaces"][0]
-                                         .replace("{memoryStrategyId}", memory["strategies"][0]["strategyId"])
-                                         .replace("{actorId}", "ada"),
-                                         searchCriteria={"searchQuery": "training"})["memoryRecordSummaries"]
-    assert found, "the semantic strategy extracted a record from the conversational event"
+    namespace = (memory["strategies"][0]["namespaces"][0]
+                 .replace("{memoryStrategyId}", memory["strategies"][0]["strategyId"]).replace("{actorId}", "ada"))
+    eventually(lambda: data.retrieve_memory_records(memoryId=memory_id, namespace=namespace, searchCriteria={
+        "searchQuery": "training"})["memoryRecordSummaries"], 30, 0.05,
+        what="the semantic strategy's record of the conversational event (extracted asynchronously)")
     listed = data.list_memory_records(memoryId=memory_id, maxResults=1)["memoryRecordSummaries"]  # no namespace
     data.get_memory_record(memoryId=memory_id, memoryRecordId=listed[0]["memoryRecordId"])
     data.delete_memory_record(memoryId=memory_id, memoryRecordId=listed[0]["memoryRecordId"])

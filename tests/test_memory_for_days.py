@@ -1,5 +1,5 @@
 """servers/memory_for_days.py: namespaces from the strategies, what a new session recalls, the offline stand-in's
-answers; and day 0 -> day 3 in the emulator with the rules extractor (extraction inside CreateEvent: no waiting)."""
+answers; and day 0 -> day 3 in the emulator with the rules extractor (extraction asynchronous: day 3 waits for it)."""
 
 from __future__ import annotations
 
@@ -63,11 +63,20 @@ def test_the_offline_stand_in_acknowledges_statements_and_quotes_recalled_memory
     assert "nothing" in model.respond([{"role": "user", "content": [{"text": "Where was I?"}]}], []).text
 
 
-def test_day_3_recalls_day_0_from_long_term_memory_only(days: ModuleType, memory: dict[str, Any]) -> None:
+def test_day_3_recalls_day_0_from_long_term_memory_only(lt: LocalAgentCore, days: ModuleType,
+                                                        memory: dict[str, Any]) -> None:
     day_0, day_3 = f"day-0-{uuid.uuid4()}", f"day-3-{uuid.uuid4()}"
     days.answer("Hi! I am investigating the checkout latency regression in the payments service.",
                 memory["id"], "t/ana", day_0)
     days.answer("I prefer short answers.", memory["id"], "t/ana", day_0)
+    data = boto3.client("bedrock-agentcore", region_name=lt.settings.region)
+
+    def long_term() -> set[str]:
+        return {r["content"]["text"] for kind in ("facts", "preferences") for r in data.list_memory_records(
+            memoryId=memory["id"], namespace=f"/tenants/t/ana/{kind}/")["memoryRecordSummaries"]}
+
+    eventually(lambda: {FACT, "The user prefers short answers."} <= long_term(), 30, 0.05,
+               what="day 0's fact and preference, extracted asynchronously", show=lambda: str(long_term()))
     reply = days.answer("Where did I get to with the checkout latency investigation?", memory["id"], "t/ana", day_3)
     assert reply["restored_messages"] == 0
     assert FACT in reply["recalled"] and "The user prefers short answers." in reply["recalled"]

@@ -1,7 +1,7 @@
 """Run the local AgentCore emulator (Memory and Runtime, one port).
 
     python -m lab_helpers.emulator serve [--host 127.0.0.1] [--port 8787] [--db PATH] [--filtered-listing-delay S]
-                                         [--extraction-delay S] [--extractor verbatim|rules|model] [--iam FILE]
+                                         [--extraction-delay S] [--extractor auto|rules|model|verbatim] [--iam FILE]
     python -m lab_helpers.agentcore_local serve ...   (the older spelling, still accepted)
 
 The word ``serve`` is optional and the options may come before or after it, so the file also runs as a script
@@ -16,6 +16,12 @@ Then point ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`` and ``AWS_ENDPOINT_URL_BEDROCK
 answer must say to count as activity: ``measured``, the rule AWS users measured (``HealthyBusy`` keeps a session
 only with a ``time_of_last_update``), or ``documented``, AWS's guide (``HealthyBusy`` alone keeps it). Both are
 explained, with their sources, in :mod:`lab_helpers.emulator.runtime_sessions`.
+
+Long-term memory is extracted as AWS does it, asynchronously: ``--extraction-delay`` lesson seconds (default:
+``LAB_EMULATOR_EXTRACTION_DELAY``, else 30, times ``LAB_TIME_SCALE``) after each event, by ``--extractor`` (default:
+``LAB_EMULATOR_EXTRACTOR``, else ``auto``: ``model`` when ``LAB_MODEL`` names a real model, else the offline
+``rules`` stand-in; resolved at start and said in the start-up line). ``verbatim`` (a literal copy of each message)
+and a delay of 0 (records written inside CreateEvent) remain options.
 
 ``--iam FILE`` (default: ``LAB_EMULATOR_IAM``, else off) turns local IAM on: requests must be signed by a principal
 of FILE and are allowed only by its identity policies (:mod:`lab_helpers.emulator.local_iam`). A bad file stops
@@ -61,11 +67,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--extraction-delay", type=float, default=settings.emulator_extraction_delay,
                         metavar="SECONDS",
                         help="extract long-term records SECONDS after their event (lesson seconds, times the time "
-                             "scale LAB_TIME_SCALE), as AWS extracts asynchronously; 0: inside CreateEvent "
+                             "scale LAB_TIME_SCALE), as AWS extracts asynchronously (reportedly within 20-40 s); "
+                             "0: inside CreateEvent "
                              f"(default: LAB_EMULATOR_EXTRACTION_DELAY, {settings.emulator_extraction_delay:g})")
-    parser.add_argument("--extractor", default=settings.emulator_extractor, choices=["verbatim", "rules", "model"],
-                        help="what writes long-term records: 'verbatim' (each message) or 'rules' (facts, summaries, "
-                             "preferences), offline stand-ins, or 'model' (LAB_MODEL, LAB_MODEL_ID) "
+    parser.add_argument("--extractor", default=settings.emulator_extractor, choices=config.EXTRACTOR_CHOICES,
+                        help="what writes long-term records: 'rules' (facts, summaries, preferences) or 'verbatim' "
+                             "(each message), offline stand-ins, or 'model' (LAB_MODEL, LAB_MODEL_ID); 'auto': "
+                             "'model' when LAB_MODEL names a real model, else 'rules' "
                              f"(default: LAB_EMULATOR_EXTRACTOR, {settings.emulator_extractor})")
     parser.add_argument("--iam", type=Path, default=settings.emulator_iam, metavar="FILE",
                         help="local IAM: a JSON file of principals (access keys, secrets, tags, identity policies); "
@@ -76,6 +84,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.model = settings.model
     args.model_id = os.environ.get("LAB_MODEL_ID", "").strip() or None
     args.region = settings.region
+    args.extractor = config.resolve_extractor(args.extractor, args.model)
+    if args.extractor == "model" and args.model == "offline":
+        parser.error("--extractor model needs LAB_MODEL: 'bedrock' or an OpenAI-compatible server URL "
+                     "(the offline model is no extractor; 'rules' is the offline stand-in)")
     if not 0 <= args.extraction_delay <= 3600:
         parser.error(f"--extraction-delay must be between 0 and 3600 seconds, got {args.extraction_delay}")
     if not 0 <= args.filtered_listing_delay <= 3600:  # also rejects nan
@@ -112,8 +124,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     app.state.store.resume_extractions()
     app.state.runtime.ping_rule = args.ping_rule
     logging.getLogger("lab_helpers.emulator").warning(
-        "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s, local IAM %s)", args.host,
-        args.port, args.db, args.filtered_listing_delay,
+        "agentcore-local serving on http://%s:%d (db %s, filtered listings lag %g s, long-term records by the %s "
+        "extractor %g s after their event, local IAM %s)", args.host, args.port, args.db,
+        args.filtered_listing_delay, args.extractor, args.extraction_delay * args.time_scale,
         f"on: {len(args.principals)} principals from {args.iam}" if args.principals else "off",
     )
     run_app(app, args.host, args.port)

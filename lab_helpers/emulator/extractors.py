@@ -2,11 +2,12 @@
 
 AWS runs an LLM per memory strategy over a session's new messages: the semantic strategy keeps facts, the summary
 strategy a condensed account of the session, the user-preference strategy what the user likes or wants. No model
-runs here. Two deterministic extractors stand in, chosen with ``--extractor`` / ``LAB_EMULATOR_EXTRACTOR``:
+runs here unless ``LAB_MODEL`` names one. The extractor is chosen with ``--extractor`` / ``LAB_EMULATOR_EXTRACTOR``;
+the default, ``auto``, is ``model`` when ``LAB_MODEL`` names a real model and ``rules`` otherwise
+(:func:`lab_helpers.config.resolve_extractor`, resolved when the emulator starts):
 
-* ``verbatim`` (the default, what the earlier lessons and tests rely on): every message becomes one record of
-  every strategy, word for word. Plain, and no better than the events themselves.
-* ``rules``: one small rule set per built-in strategy, better than a literal copy but still no model:
+* ``rules`` (offline): one small deterministic rule set per built-in strategy, better than a literal copy but
+  still no model, a stand-in:
 
   - SEMANTIC (and CUSTOM): the declarative sentences of the session, rewritten as facts about the actor
     ("I am investigating the billing service" -> "The user is investigating the billing service"); questions,
@@ -17,9 +18,13 @@ runs here. Two deterministic extractors stand in, chosen with ``--extractor`` / 
   - USER_PREFERENCE: what the user said they like, love, prefer, want, need, avoid or dislike, as
     "The user prefers ..." sentences.
 
+* ``verbatim`` (offline, an option): every message becomes one record of every strategy, word for word. Plain,
+  and no better than the events themselves.
+
 * ``model``: the model ``LAB_MODEL`` names (``bedrock``: Bedrock's Converse API with ``LAB_MODEL_ID``; an
   ``http(s)://`` URL: an OpenAI-compatible ``/v1/chat/completions`` server) is asked, per strategy, for one fact,
-  one preference per line, or a short summary, with the prompts below. Not AWS's prompts or model: its
+  one preference per line, or a short summary, with the prompts below (Bedrock without ``LAB_MODEL_ID``: the
+  model Strands' ``BedrockModel`` defaults to, as the lessons' agents use). Not AWS's prompts or model: its
   records are labelled as such too. A model that fails (unreachable, an error) leaves a FAILED extraction job
   that StartMemoryExtractionJob runs again. Use it with an extraction delay, so that CreateEvent never waits.
 
@@ -49,6 +54,9 @@ PROMPTS = {
 }
 PROMPTS["CUSTOM"] = PROMPTS["SEMANTIC"]
 PROMPTS["EPISODIC"] = PROMPTS["SUMMARIZATION"]
+#: What starts every text the offline model writes (``lab_helpers.models.OFFLINE_LABEL``, not imported: that
+#: module loads Strands): a label, not words of the conversation.
+OFFLINE_LABEL = "[offline model]"
 #: Consolidation key of a session summary: a later extraction replaces the record with this key.
 SUMMARY_KEY = "summary"
 
@@ -86,6 +94,11 @@ class Extracted:
     key: str | None = None
 
 
+def _unlabelled(text: str) -> str:
+    """A message without the offline model's label, which is no part of what was said."""
+    return text.replace(OFFLINE_LABEL, " ").strip()
+
+
 def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
 
@@ -120,7 +133,7 @@ def facts(messages: list[Message]) -> list[str]:
     """Declarative sentences as facts: the user's in the third person, the assistant's as they stand."""
     found: list[str] = []
     for message in messages:
-        for sentence in sentences(_FILLER.sub("", message.text)):
+        for sentence in sentences(_FILLER.sub("", _unlabelled(message.text))):
             if not _is_statement(sentence) or _PREFERENCE.search(sentence):
                 continue
             if message.role == "USER":
@@ -137,7 +150,9 @@ def preferences(messages: list[Message]) -> list[str]:
 
 
 def topics(messages: list[Message], count: int = 4) -> list[str]:
-    words = Counter(w for m in messages for w in re.findall(r"[a-z][a-z0-9-]{2,}", m.text.lower())
+    """The most frequent words of the session (stop words and the offline model's label left out)."""
+    words = Counter(w for m in messages for w in re.findall(r"[a-z][a-z0-9-]{2,}",
+                                                            _unlabelled(m.text).lower())
                     if w not in STOPWORDS)
     return [w for w, _ in words.most_common(count)]
 
@@ -173,11 +188,12 @@ def ask(target: ModelTarget, prompt: str) -> str:
     if target.model == "bedrock":
         import boto3  # only when a model extracts
 
-        kwargs = {"modelId": target.model_id} if target.model_id else {}
-        if not kwargs:
-            raise ValueError("LAB_MODEL_ID must name the Bedrock model that extracts records")
+        model_id = target.model_id
+        if not model_id:
+            from strands.models.bedrock import DEFAULT_BEDROCK_MODEL_ID as model_id  # the agents' default too
         answer = boto3.client("bedrock-runtime", region_name=target.region).converse(
-            messages=[{"role": "user", "content": [{"text": prompt}]}], inferenceConfig={"temperature": 0}, **kwargs)
+            modelId=model_id, messages=[{"role": "user", "content": [{"text": prompt}]}],
+            inferenceConfig={"temperature": 0})
         return "".join(part.get("text", "") for part in answer["output"]["message"]["content"])
     import httpx
 

@@ -28,8 +28,9 @@ Extraction runs after the event is stored, as on AWS: CreateEvent (unless its ``
 queues the event in ``extraction_queue`` (durable: a restarted emulator extracts what was queued), and a
 background thread extracts it ``extraction_delay`` real seconds later (``--extraction-delay`` /
 ``LAB_EMULATOR_EXTRACTION_DELAY``, given in lesson seconds and scaled by the time scale), grouped per session,
-once per strategy, into the strategy's namespace with the variables filled in. With a delay of 0 (the default,
-which the earlier lessons rely on) extraction happens inside CreateEvent. What a strategy draws from messages is
+once per strategy, into the strategy's namespace with the variables filled in. The emulator's command extracts 30
+lesson seconds after the event by default (AWS reportedly within 20-40 s); with a delay of 0 (this class's default,
+for tests that call it directly) extraction happens inside CreateEvent. What a strategy draws from messages is
 :mod:`lab_helpers.emulator.extractors` (offline stand-ins, or ``LAB_MODEL`` with the lab's prompts; labelled so in
 each record's ``metadata.extractor``); the extraction thread runs them without holding the store's lock.
 A strategy whose extractor raises leaves a FAILED extraction job (ListMemoryExtractionJobs, whose model knows no
@@ -286,7 +287,7 @@ class Store:
     """All reads and writes of the emulator; one connection, used under one lock."""
 
     def __init__(self, path: str | Path, *, filtered_listing_delay: float = 0.0, extraction_delay: float = 0.0,
-                 extractor: str = "verbatim", model: extractors.ModelTarget | None = None) -> None:
+                 extractor: str = "rules", model: extractors.ModelTarget | None = None) -> None:
         self.path = Path(path)
         #: Real seconds between an event and its extraction into records (module docstring); 0: inside CreateEvent.
         self.extraction_delay = extraction_delay
