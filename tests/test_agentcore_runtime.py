@@ -296,9 +296,10 @@ def test_a_busy_session_outlives_the_idle_timeout_and_an_idle_one_does_not(agent
         started = deploy.invoke(deployment.arn, {"action": "train", "model_name": "busy", "epochs": epochs},
                                  busy, settings=settings)
         assert started["status"] == "running"
+        # The emulator sees the training at its next /ping of the session; the idle session may end before that.
+        until(lambda: ("HealthyBusy", "") in states(agentcore, busy))
         until(lambda: ("ended", "idle timeout") in states(agentcore, idle))
         assert busy in {s["sessionId"] for s in sessions(agentcore)["sessions"]}, "background work keeps it"
-        assert ("HealthyBusy", "") in states(agentcore, busy)
         until(lambda: ("ended", "idle timeout") in states(agentcore, busy), timeout=60)
         assert [state for state, _ in states(agentcore, busy)] == [
             "starting", "Healthy", "HealthyBusy", "Healthy", "ended"]  # ready, training, done, idle too long

@@ -159,9 +159,8 @@ def test_bad_answers_are_refused_with_clear_errors(server: ServerProcess) -> Non
         assert re.search(rf"is not waiting for input: it is ({status}) ", messages[case]), messages[case]
 
 
+@pytest.mark.parametrize("server", ["redis"], indirect=True)  # in memory a restart forgets every task (test_native_tasks)
 def test_redis_a_paused_task_and_its_deadline_survive_a_server_kill(server: ServerProcess) -> None:
-    if "memory://" in server.args:
-        pytest.skip("in memory a restart forgets every task (tests/test_native_tasks.py shows it)")
 
     async def pause(client: Client) -> tuple[str, str, str, str, str]:
         answered, key, question = await park(client, "paused-across-kill", answer_seconds=1800)  # 36 real s
