@@ -155,10 +155,13 @@ def test_retrieval_is_ranked_limited_by_top_k_and_scoped_by_namespace(data, memo
     assert other == [], "another actor's namespace does not see bo's record"
 
 
-def test_session_manager_searches_long_term_memory(memory):
+def test_session_manager_searches_long_term_memory(data, memory):
+    """The SDK's MemorySessionManager finds an extracted preference (an actor of its own: no other test's records)."""
+    converse(data, memory["id"], "dee", f"sm-{uuid.uuid4().hex[:6]}",
+             [("USER", "I really like dark mode dashboards."), ("USER", "I am on the payments team.")])
     manager = MemorySessionManager(memory_id=memory["id"], region_name="us-east-1")
-    found = manager.search_long_term_memories(query="dark mode", namespace="/users/ana/preferences/",
-                                              top_k=3)
+    found = eventually(lambda: manager.search_long_term_memories(
+        query="dark mode", namespace="/users/dee/preferences/", top_k=3), timeout=30, what="dee's preference")
     assert [r["content"]["text"] for r in found] == ["The user really likes dark mode dashboards."]
 
 
