@@ -17,11 +17,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from lab_helpers import config
 from lab_helpers.agentcore import ENDPOINT_VARIABLES, get_or_create_memory, use_agentcore
 from lab_helpers.processes import ServerProcess, free_port
+
+#: One HTTP client for the tests' plain http:// calls to local servers (``LOCAL_HTTP.get(url)``). ``httpx.get``
+#: builds a client and a TLS context (the CA bundle parsed, ~27 ms of CPU) per call, which polling loops made a
+#: large share of the whole suite's CPU.
+LOCAL_HTTP = httpx.Client(verify=False)
 
 #: Tests pace the lessons 50x faster than a person reads them, as CI runs the notebooks.
 TEST_TIME_SCALE = 0.02

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
-from conftest import LocalAgentCore
+from conftest import LOCAL_HTTP, LocalAgentCore
 from patterns.caller_identity import Identity
 from lab_helpers.processes import ServerProcess
 from lab_helpers.waiting import WaitTimeout, eventually
@@ -45,7 +44,7 @@ def new_session() -> str:
 
 
 def ask(agent: ServerProcess, prompt: str, session: str, actor: str = "user-1") -> dict[str, Any]:
-    reply = httpx.post(agent.base_url + "/invocations", json={"prompt": prompt, "actor_id": actor},
+    reply = LOCAL_HTTP.post(agent.base_url + "/invocations", json={"prompt": prompt, "actor_id": actor},
                        headers={SESSION_HEADER: session}, timeout=60)
     assert reply.status_code == 200, reply.text
     return reply.json()
@@ -148,7 +147,7 @@ def test_another_actor_in_a_session_of_the_same_name_sees_nothing(agent: ServerP
 def test_bad_invocations_get_a_400_with_the_reason(
     agent: ServerProcess, body: Any, headers: dict[str, str], expected: str
 ) -> None:
-    reply = httpx.post(agent.base_url + "/invocations", json=body, headers=headers, timeout=30)
+    reply = LOCAL_HTTP.post(agent.base_url + "/invocations", json=body, headers=headers, timeout=30)
     assert reply.status_code == 400 and expected in reply.json()["error"], reply.text
 
 

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import boto3
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import LOCAL_HTTP
 from lab_helpers import config
 from lab_helpers.processes import ServerProcess
 from lab_helpers.waiting import eventually
@@ -392,16 +392,16 @@ def test_errors_come_back_as_aws_error_codes(data, control, memory):
 def test_malformed_requests_never_crash(emulator, memory):
     url = f"{emulator.base_url}/memories/{memory['id']}/events"
     for body in (b"{not json", b"[1, 2]", b'"text"', b"\xff\xfe"):
-        response = httpx.post(url, content=body, headers={"content-type": "application/json", **SIGNED})
+        response = LOCAL_HTTP.post(url, content=body, headers={"content-type": "application/json", **SIGNED})
         assert response.status_code == 400
         assert response.headers["x-amzn-ErrorType"] == "ValidationException"
         assert response.json()["message"]
-    weird = httpx.post(url, json={"actorId": 5, "sessionId": [], "eventTimestamp": "soon", "payload": {}},
+    weird = LOCAL_HTTP.post(url, json={"actorId": 5, "sessionId": [], "eventTimestamp": "soon", "payload": {}},
                        headers=SIGNED)
     assert weird.status_code == 400 and weird.headers["x-amzn-ErrorType"] == "ValidationException"
-    nowhere = httpx.get(f"{emulator.base_url}/no/such/operation", headers=SIGNED)
+    nowhere = LOCAL_HTTP.get(f"{emulator.base_url}/no/such/operation", headers=SIGNED)
     assert nowhere.status_code == 404 and nowhere.json()["message"]
-    assert httpx.get(f"{emulator.base_url}/health").json()["status"] == "ok"
+    assert LOCAL_HTTP.get(f"{emulator.base_url}/health").json()["status"] == "ok"
 
 
 # -- durability and the Strands session manager -----------------------------------------------------
@@ -480,6 +480,6 @@ def test_a_body_that_is_not_a_json_object_is_a_validation_error(emulator: Server
     url = f"{emulator.base_url}/memories/{memory['id']}/events"
     for body, message in ((b"{not json", "Request body is not valid JSON"),
                           (b"[1, 2]", "Request body must be a JSON object")):
-        answer = httpx.post(url, content=body, headers=SIGNED)
+        answer = LOCAL_HTTP.post(url, content=body, headers=SIGNED)
         assert answer.status_code == 400 and answer.headers["x-amzn-ErrorType"] == "ValidationException"
         assert answer.json() == {"message": message, "reason": "CannotParse"}

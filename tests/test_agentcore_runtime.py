@@ -17,11 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 import boto3
-import httpx
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
-from conftest import LocalAgentCore
+from conftest import LOCAL_HTTP, LocalAgentCore
 from lab_helpers import config
 from lab_helpers.waiting import eventually
 from patterns.caller_identity import Identity
@@ -64,7 +63,7 @@ def session_id() -> str:
 
 
 def sessions(agentcore: LocalAgentCore) -> dict[str, Any]:
-    return httpx.get(f"{agentcore.process.base_url}/local/runtime-sessions").json()
+    return LOCAL_HTTP.get(f"{agentcore.process.base_url}/local/runtime-sessions").json()
 
 
 def states(agentcore: LocalAgentCore, session: str) -> list[tuple[str, str]]:
@@ -217,7 +216,7 @@ def test_unknown_and_deleted_runtimes_and_short_session_ids(data, control, agent
 
     with pytest.raises(ParamValidationError, match="runtimeSessionId"):  # botocore stops it before sending
         data.invoke_agent_runtime(agentRuntimeArn=gone["agentRuntimeArn"], runtimeSessionId="short", payload=b"{}")
-    raw = httpx.post(f"{agentcore.process.base_url}/runtimes/{quote(gone['agentRuntimeArn'], safe='')}/invocations",
+    raw = LOCAL_HTTP.post(f"{agentcore.process.base_url}/runtimes/{quote(gone['agentRuntimeArn'], safe='')}/invocations",
                      headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "short", "Authorization": SIGNED},
                      content=b"{}")
     assert raw.status_code in (400, 404)
@@ -227,7 +226,7 @@ def test_a_session_id_shorter_than_33_characters_is_refused_by_the_emulator_too(
     agent_runtime, agentcore: LocalAgentCore
 ) -> None:
     url = f"{agentcore.process.base_url}/runtimes/{quote(agent_runtime['agentRuntimeArn'], safe='')}/invocations"
-    raw = httpx.post(url, headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "short", "Authorization": SIGNED},
+    raw = LOCAL_HTTP.post(url, headers={"X-Amzn-Bedrock-AgentCore-Runtime-Session-Id": "short", "Authorization": SIGNED},
                      content=b"{}")
     assert raw.status_code == 400 and raw.headers["x-amzn-ErrorType"] == "ValidationException"
     assert "'runtimeSessionId'" in raw.json()["message"] and "greater than or equal to 33" in raw.json()["message"]

@@ -16,9 +16,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
 import pytest
 
+from conftest import LOCAL_HTTP
 from lab_helpers import config
 from lab_helpers.models import OFFLINE_LABEL, OfflineModel
 from lab_helpers.processes import SERVERS_DIR, ServerProcess
@@ -117,14 +117,14 @@ def agent_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
 
 
 def invoke(process: ServerProcess, prompt: str, session: str = "session-1") -> dict[str, Any]:
-    reply = httpx.post(f"{process.base_url}/invocations", json={"prompt": prompt, "session_id": session},
+    reply = LOCAL_HTTP.post(f"{process.base_url}/invocations", json={"prompt": prompt, "session_id": session},
                        timeout=TIMEOUT)
     reply.raise_for_status()
     return reply.json()
 
 
 def ping(process: ServerProcess) -> str:
-    return httpx.get(f"{process.base_url}/ping", timeout=TIMEOUT).json()["status"]
+    return LOCAL_HTTP.get(f"{process.base_url}/ping", timeout=TIMEOUT).json()["status"]
 
 
 def test_the_work_ends_with_the_agent_process(agent_process: ServerProcess) -> None:
@@ -152,5 +152,5 @@ def test_the_work_ends_with_the_agent_process(agent_process: ServerProcess) -> N
     (["not", "an", "object"], "non-empty 'prompt'"),
 ])
 def test_a_bad_invocation_is_refused_with_the_reason(agent_process: ServerProcess, body: Any, expected: str) -> None:
-    reply = httpx.post(f"{agent_process.base_url}/invocations", json=body, timeout=TIMEOUT)
+    reply = LOCAL_HTTP.post(f"{agent_process.base_url}/invocations", json=body, timeout=TIMEOUT)
     assert reply.status_code == 400 and expected in reply.text

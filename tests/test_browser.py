@@ -35,6 +35,7 @@ import nbformat
 import psutil
 import pytest
 
+from conftest import LOCAL_HTTP
 from lab_helpers import config
 from lab_helpers.processes import free_port
 from lab_helpers.waiting import eventually
@@ -138,13 +139,13 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         def answers() -> bool:
             assert make.poll() is None, f"make lab exited with {make.returncode}:\n{log.read_text()[-3000:]}"
             try:
-                return httpx.get(f"{running.base_url}/api/status", params={"token": token}, timeout=2).is_success
+                return LOCAL_HTTP.get(f"{running.base_url}/api/status", params={"token": token}, timeout=2).is_success
             except httpx.HTTPError:
                 return False
 
         eventually(answers, timeout=120, every=0.2, what="make lab's JupyterLab to answer",
                    show=lambda: f"{len(log.read_bytes())} bytes of make lab's output")
-        user_settings = httpx.get(f"{running.base_url}/lab/api/settings/@jupyterlab/docmanager-extension:plugin",
+        user_settings = LOCAL_HTTP.get(f"{running.base_url}/lab/api/settings/@jupyterlab/docmanager-extension:plugin",
                                   params={"token": token}, timeout=10).json()
         assert user_settings["settings"]["autosave"] is False, "autosave would write outputs into the notebooks"
         yield running

@@ -27,6 +27,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from conftest import LOCAL_HTTP
 from emulator_kit import ROLE, SIGNED, artifact, clients, start_emulator, write_agent
 from lab_helpers.emulator import shapes
 from lab_helpers.emulator.api import MAX_JSON_BYTES, MAX_JSON_DEPTH
@@ -373,11 +374,11 @@ def test_hostile_requests_get_modelled_client_errors_and_change_nothing(world: W
             "entry", "invoke"} <= kinds
 
     assert _state(world) == before
-    report = httpx.get(world.emulator.base_url + "/local/runtime-sessions").json()
+    report = LOCAL_HTTP.get(world.emulator.base_url + "/local/runtime-sessions").json()
     assert report["sessions"] == [] and report["transitions"] == [], "a rejected request started a process"
 
     # and it answers normally afterwards
-    assert httpx.get(world.emulator.base_url + "/health").json()["status"] == "ok"
+    assert LOCAL_HTTP.get(world.emulator.base_url + "/health").json()["status"] == "ok"
     made = world.data.create_event(memoryId=world.memory_id, actorId="ada", sessionId="after", eventTimestamp=time.time(),
                                    payload=[{"conversational": {"role": "USER", "content": {"text": "still here"}}}])
     listed = world.data.list_events(memoryId=world.memory_id, actorId="ada", sessionId="after")["events"]

@@ -17,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import LOCAL_HTTP, LocalAgentCore, local_agentcore
 from lab_helpers.emulator.local_iam import GUIDE_POLICY, MEMORY_FULL_ACCESS_POLICY, TENANT_POLICY
-from tests.conftest import LocalAgentCore, local_agentcore
 
 A_ACTOR, B_ACTOR = "tenant-a/alice", "tenant-b/bob"
 A_NAMESPACE, B_NAMESPACE = "/tenants/tenant-a/alice/facts/", "/tenants/tenant-b/bob/facts/"
@@ -111,7 +110,7 @@ def tenants_of(found: dict[str, Any]) -> set[str]:
 
 
 def test_health_says_local_iam_is_on(emulator):
-    assert httpx.get(f"http://{emulator.settings.host}:{emulator.settings.emulator_port}/health").json()["iam"] is True
+    assert LOCAL_HTTP.get(f"http://{emulator.settings.host}:{emulator.settings.emulator_port}/health").json()["iam"] is True
 
 
 def test_a_tenant_reaches_its_own_events_and_records(emulator, memory):

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
-from conftest import LocalAgentCore, local_agentcore
+from conftest import LOCAL_HTTP, LocalAgentCore, local_agentcore
 from lab_helpers import config
 from lab_helpers.emulator.__main__ import parse_args
 from lab_helpers.emulator.memory_store import Store
@@ -139,7 +138,7 @@ def test_the_task_server_recovers_and_answers_by_id_while_filtered_listings_lag(
 
 
 def ask(agent: ServerProcess, prompt: str, session: str) -> dict[str, Any]:
-    reply = httpx.post(agent.base_url + "/invocations", json={"prompt": prompt, "actor_id": "user-1"},
+    reply = LOCAL_HTTP.post(agent.base_url + "/invocations", json={"prompt": prompt, "actor_id": "user-1"},
                        headers={SESSION_HEADER: session}, timeout=60)
     assert reply.status_code == 200, reply.text
     return reply.json()

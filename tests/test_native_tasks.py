@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastmcp import Client
 from fastmcp.exceptions import ToolError
@@ -22,7 +21,7 @@ from lab_helpers.mcp_client import task_by_id  # tasks/get by id alone: the hand
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, CallToolResult
 
-from conftest import TEST_TIME_SCALE
+from conftest import LOCAL_HTTP, TEST_TIME_SCALE
 from native_tasks_kit import native_tasks_server, run
 from lab_helpers import config
 from lab_helpers.processes import ServerProcess
@@ -191,7 +190,7 @@ def test_server_info_and_health_say_which_backend(server: ServerProcess, module_
     assert info == {"server": "native-tasks", "pid": server.pid, "backend": "memory", "backend_url": "memory://",
                     "time_scale": module_settings.time_scale, "epoch_seconds": EPOCH,
                     "max_epochs": module_settings.max_epochs}  # the same fields as every server's server_info
-    health = httpx.get(server.base_url + "/health", timeout=5)
+    health = LOCAL_HTTP.get(server.base_url + "/health", timeout=5)
     assert health.status_code == 200 and health.json()["backend"] == "memory"
 
 

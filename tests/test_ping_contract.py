@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import pytest
 
-from conftest import TEST_TIME_SCALE
+from conftest import LOCAL_HTTP, TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.agentcore import EMULATOR_SCRIPT
 from lab_helpers.emulator import __main__ as emulator_command
@@ -45,7 +44,7 @@ class Emulator:
     data: Any
 
     def report(self) -> dict[str, Any]:
-        return httpx.get(f"{self.process.base_url}/local/runtime-sessions", timeout=5).json()
+        return LOCAL_HTTP.get(f"{self.process.base_url}/local/runtime-sessions", timeout=5).json()
 
     def states(self, session: str) -> list[tuple[str, str]]:
         return [(t["state"], t["detail"]) for t in self.report()["transitions"] if t["sessionId"] == session]

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from conftest import LOCAL_HTTP
 from lab_helpers import config, processes
 from lab_helpers.processes import ServerProcess, ServerStartError
 from lab_helpers.waiting import eventually
@@ -60,7 +61,7 @@ def test_starts_on_loopback_and_a_free_port_and_answers(tiny_script: Path, setti
     with ServerProcess(tiny_script, settings=settings) as server:
         assert server.is_running
         assert server.url == f"http://127.0.0.1:{server.port}/mcp"
-        health = httpx.get(server.base_url + "/health").json()
+        health = LOCAL_HTTP.get(server.base_url + "/health").json()
         assert (health["status"], health["server"], health["pid"]) == ("ok", "tiny", server.pid)
         assert server in processes.running()
         assert "starting" in server.log_text()
@@ -75,10 +76,10 @@ def test_stop_kill_and_restart(tiny_script: Path, settings: config.Settings) -> 
         assert server.kill() == -signal.SIGKILL
         assert not server.is_running and _wait_dead(first_pid)
         with pytest.raises(httpx.ConnectError):
-            httpx.get(server.base_url + "/health")
+            LOCAL_HTTP.get(server.base_url + "/health")
         server.restart()
         assert server.is_running and server.port == port and server.pid != first_pid
-        assert httpx.get(server.base_url + "/health").status_code == 200
+        assert LOCAL_HTTP.get(server.base_url + "/health").status_code == 200
         # SIGTERM: uvicorn shuts down gracefully, then re-raises the signal it caught
         assert server.stop() in (0, -signal.SIGTERM)
         assert server.stop() in (0, -signal.SIGTERM)  # stopping twice is harmless and signals nothing

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import TEST_TIME_SCALE
+from conftest import LOCAL_HTTP, TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.waiting import eventually
 from lab_helpers.processes import ServerProcess
@@ -40,7 +40,7 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 def invoke(agent: ServerProcess, payload: Any, session: str | None = None) -> httpx.Response:
     headers = {SESSION_HEADER: session} if session else {}
-    return httpx.post(agent.base_url + "/invocations", json=payload, headers=headers, timeout=10)
+    return LOCAL_HTTP.post(agent.base_url + "/invocations", json=payload, headers=headers, timeout=10)
 
 
 def ok(agent: ServerProcess, payload: Any, session: str | None = None) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def ok(agent: ServerProcess, payload: Any, session: str | None = None) -> dict[s
 
 
 def ping(agent: ServerProcess) -> dict[str, Any]:
-    reply = httpx.get(agent.base_url + "/ping", timeout=5)
+    reply = LOCAL_HTTP.get(agent.base_url + "/ping", timeout=5)
     assert reply.status_code == 200, reply.text
     return reply.json()
 
