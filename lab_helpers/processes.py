@@ -25,6 +25,7 @@ import atexit
 import ctypes
 import http.client
 import os
+import random
 import re
 import signal
 import socket
@@ -59,9 +60,26 @@ class ServerStartError(RuntimeError):
     """A server did not come up; the message carries the tail of its log."""
 
 
+#: Where :func:`free_port` looks: below Linux's ephemeral range (32768-60999), which outgoing connections draw from.
+PORT_RANGE = (20000, 32767)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port nobody uses right now, for a server about to start on it.
+
+    A random one below the ephemeral range: a port the OS hands out for ``bind(0)`` also serves outgoing
+    connections, so in the moment between this answer and the server's own bind, any client on the machine (the
+    test suite opens thousands) could take it, and the server fails with "address already in use".
+    """
+    low, high = PORT_RANGE
+    for port in random.sample(range(low, high + 1), 50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # that range is crowded: let the OS pick
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
