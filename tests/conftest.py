@@ -65,6 +65,14 @@ def settings(tmp_path: Path) -> config.Settings:
     )
 
 
+@pytest.fixture(scope="module")
+def module_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
+    """Settings shared by a module's tests (its servers start once): fast pacing, files in a directory of its own."""
+    root = tmp_path_factory.mktemp(request.module.__name__.removeprefix("test_"))
+    return config.load(env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=root / "artifacts", logs_dir=root / "logs",
+                       max_epochs=500)
+
+
 @dataclass(frozen=True)
 class LocalAgentCore:
     """The local AgentCore emulator of one test module, the lessons' memory in it, and settings that use it."""

@@ -24,13 +24,6 @@ from lab_helpers.processes import ServerProcess
 from lab_helpers.waiting import eventually_async
 
 
-@pytest.fixture(scope="module")
-def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
-    root = tmp_path_factory.mktemp("async")
-    return config.load(env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=root / "artifacts", logs_dir=root / "logs",
-                       max_epochs=500)
-
-
 #: The module server's pool: fixed, so that what is queued does not depend on this machine's CPUs.
 WORKERS = 2
 

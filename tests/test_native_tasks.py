@@ -33,13 +33,6 @@ STATUS_LINE = re.compile(r"epoch (\d+)/30: train acc [\d.]+ loss [\d.]+ \| val a
 
 
 @pytest.fixture(scope="module")
-def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
-    root = tmp_path_factory.mktemp("native")
-    return config.load(env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=root / "artifacts", logs_dir=root / "logs",
-                       max_epochs=500)
-
-
-@pytest.fixture(scope="module")
 def server(module_settings: config.Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with native_tasks_server("memory", module_settings, tmp_path_factory.mktemp("redis")) as process:
         yield process

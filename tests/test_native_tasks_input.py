@@ -20,7 +20,6 @@ from lab_helpers.mcp_client import answer_task, task_by_id  # tasks/update and t
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS
 
-from conftest import TEST_TIME_SCALE
 from native_tasks_kit import native_tasks_server, run
 from lab_helpers import config
 from lab_helpers.processes import ServerProcess
@@ -31,13 +30,6 @@ from lab_helpers.waiting import eventually_async
 QUESTION = re.compile(r"best (0\.\d+) at epoch (\d+), now epoch (\d+)/(\d+)")
 #: An answer well inside the deadline at the test time scale (600 s at scale 1 is 12 real s at 0.02).
 SLOW_DEADLINE = 600
-
-
-@pytest.fixture(scope="module")
-def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
-    root = tmp_path_factory.mktemp("input")
-    return config.load(env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=root / "artifacts", logs_dir=root / "logs",
-                       max_epochs=500)
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])

@@ -19,20 +19,12 @@ from fastmcp_tasks import call_tool_task
 from lab_helpers.mcp_client import RequestCounter, answer_task, counting_client, task_by_id
 from patterns.task_watch import follow_task, watch
 
-from conftest import TEST_TIME_SCALE
 from native_tasks_kit import native_tasks_server
 from lab_helpers import config
 from lab_helpers.processes import ServerProcess
 from lab_helpers.proxy import DropProxy
 
 EPOCH_LINE = re.compile(r"epoch (\d+)/(\d+): train acc")
-
-
-@pytest.fixture(scope="module")
-def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
-    root = tmp_path_factory.mktemp("push")
-    return config.load(env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=root / "artifacts", logs_dir=root / "logs",
-                       max_epochs=500)
 
 
 @pytest.fixture(scope="module", params=["memory", "redis"])

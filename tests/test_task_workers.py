@@ -17,7 +17,6 @@ import pytest
 from fastmcp import Client
 from fastmcp_tasks import call_tool_task  # importing fastmcp_tasks makes the client declare the tasks extension
 
-from conftest import TEST_TIME_SCALE
 from lab_helpers import config
 from lab_helpers.mcp_client import task_by_id
 from lab_helpers.processes import ServerProcess
@@ -25,13 +24,6 @@ from lab_helpers.redis_server import redis_available, start_redis
 from lab_helpers.waiting import eventually, eventually_async
 
 pytestmark = pytest.mark.skipif(not redis_available(), reason="redis-server is not installed: no queue to share")
-
-
-@pytest.fixture(scope="module")
-def module_settings(tmp_path_factory: pytest.TempPathFactory) -> config.Settings:
-    root = tmp_path_factory.mktemp("workers")
-    return config.load(env={}, time_scale=TEST_TIME_SCALE, artifacts_dir=root / "artifacts", logs_dir=root / "logs",
-                       max_epochs=500)
 
 
 @pytest.fixture(scope="module")
