@@ -14,6 +14,9 @@ Cleanup, in three layers, and only ever of processes started here:
 * on Linux the child also gets ``PR_SET_PDEATHSIG``: if the kernel itself is
   killed, the kernel's servers receive SIGTERM instead of living on as orphans.
 
+A Python script starts as a fork of a process that has already imported the servers' libraries
+(:mod:`lab_helpers.zygote`): a start then costs tens of milliseconds of CPU instead of a second or two of imports.
+
 A server's log is a file, so it is written without colours: a Jupyter kernel sets ``FORCE_COLOR`` for the
 programs it runs, which would fill the log with terminal escape codes. :meth:`ServerProcess.log_lines` picks
 the lines that matter out of the log, as plain text, for a notebook to show.
@@ -37,7 +40,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
-from lab_helpers import config
+from lab_helpers import config, zygote
 
 #: Where the server scripts live.
 SERVERS_DIR = config.REPO_ROOT / "servers"
@@ -82,16 +85,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # that range is crowded: let the OS pick
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM when the parent dies."""
-    PR_SET_PDEATHSIG = 1
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:  # not glibc: the atexit hook still covers normal exits
-        pass
 
 
 #: How long a server may take to answer ``/health`` before its start counts as failed. A fastmcp server imports
@@ -140,7 +133,7 @@ class ServerProcess:
         self.ready_timeout = ready_timeout
         self.extra_env = dict(env or {})
         self.log_path = self.settings.logs_dir / f"{self.name}-{self.port}.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | zygote.ForkedProcess | None = None
 
     # -- addresses ---------------------------------------------------------------------------
     @property
@@ -173,16 +166,19 @@ class ServerProcess:
         command = self.command()
         with open(self.log_path, "ab") as log:
             log.write(f"--- {time.strftime('%H:%M:%S')} starting: {' '.join(command[1:])}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=self.environment(),
-                cwd=config.REPO_ROOT,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-            )
+        if self._forks_from_zygote():
+            self._proc = zygote.spawn(command, self.environment(), config.REPO_ROOT, self.log_path)
+        else:
+            with open(self.log_path, "ab") as log:
+                self._proc = subprocess.Popen(
+                    command,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env=self.environment(),
+                    cwd=config.REPO_ROOT,
+                    preexec_fn=zygote.die_with_parent if sys.platform.startswith("linux") else None,
+                )
         with _running_lock:
             _running.add(self)
         try:
@@ -191,6 +187,10 @@ class ServerProcess:
             self.kill()
             raise
         return self
+
+    def _forks_from_zygote(self) -> bool:
+        """A Python script (not a subclass's own command) on Linux starts as a fork of the zygote: see :mod:`lab_helpers.zygote`."""
+        return type(self).command is ServerProcess.command and sys.platform.startswith("linux")
 
     def environment(self) -> dict[str, str]:
         """The server's environment: this process's, the settings, ``env``; unbuffered and without colours."""

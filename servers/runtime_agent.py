@@ -202,11 +202,12 @@ async def start_training(payload: dict[str, Any], session_id: str | None) -> dic
 
 
 def status(session_id: str | None) -> dict[str, Any]:
-    """Every job of this process and what /ping says now."""
+    """Every job of this process, what /ping says now, and the time scale its epochs are paced at."""
     with _lock:
         listed = [job.to_dict() for job in jobs.values()]
     return {"jobs": listed, "ping_status": app.get_current_ping_status().value,
-            "async_tasks": app.get_async_task_info()["active_count"], "session_id": session_id, "pid": os.getpid()}
+            "async_tasks": app.get_async_task_info()["active_count"], "session_id": session_id, "pid": os.getpid(),
+            "time_scale": settings.time_scale}
 
 
 def remember(payload: dict[str, Any], session_id: str | None) -> dict[str, Any]:
