@@ -186,6 +186,7 @@ def _run_child(request: dict[str, Any], owner: socket.socket, wakeup: tuple[int,
         die_with_parent()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # KeyboardInterrupt, as in a fresh interpreter
         owner.close()
         for fd in wakeup:
             os.close(fd)
@@ -213,11 +214,15 @@ def _run_child(request: dict[str, Any], owner: socket.socket, wakeup: tuple[int,
             code = leaving.code if isinstance(leaving.code, int) else (0 if leaving.code is None else 1)
             if not isinstance(leaving.code, (int, type(None))):
                 print(leaving.code, file=sys.stderr)
-        except BaseException:  # noqa: BLE001 - report it as the interpreter would, then exit 1
+        except BaseException as error:  # noqa: BLE001 - report it as the interpreter would
             import traceback
 
             traceback.print_exc()
             code = 1
+            if isinstance(error, KeyboardInterrupt):  # Python ends by SIGINT then, and its parent sees -2
+                sys.stderr.flush()
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                os.kill(os.getpid(), signal.SIGINT)
         import atexit
 
         atexit._run_exitfuncs()
@@ -242,6 +247,9 @@ def _serve(fd: int) -> None:
     os.set_blocking(wake_write, False)
     signal.set_wakeup_fd(wake_write)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that SIGCHLD writes to the wakeup pipe
+    # Ctrl-C, or Jupyter stopping a kernel, signals the whole process group: the children take it as they would
+    # have taken it without a zygote; the zygote itself ends when its owner does.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     buffer = b""
 
     def send(message: dict[str, Any]) -> None:

@@ -112,13 +112,6 @@ def test_notebook_runs_headless(path: Path, tmp_path: Path, private_lab: Path) -
     assert not differences, "\n".join(differences) + f"\nexecuted notebook: {run.output_path}"
 
 
-def test_notebook_05_on_the_in_memory_backend_loses_tasks_in_a_restart(tmp_path: Path, private_lab: Path) -> None:
-    """Where Redis is missing the lesson falls back to memory; its restart step asserts the task is gone."""
-    path = next(p for p in NOTEBOOKS if p.name.startswith("05_"))
-    run = run_notebook(path, time_scale=_time_scale(), output_dir=tmp_path, parameters={"backend": "memory"})
-    assert run.ok, f"{run.summary()}\nexecuted notebook: {run.output_path}"
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_notebook_is_committed_clean(path: Path) -> None:
     """A parameters cell, the lab kernel, and outputs only where they are compared with a fresh run."""

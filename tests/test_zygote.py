@@ -51,13 +51,14 @@ def test_a_child_runs_the_script_as_main_with_its_own_arguments_environment_and_
     assert rest == ["atexit ran"], "the script's exit handlers run, as at a normal interpreter exit"
 
 
-def test_an_exception_is_logged_and_exits_1_and_signals_give_negative_codes(script: Path, tmp_path: Path) -> None:
+def test_an_exception_is_logged_and_exits_1_and_signals_give_negative_codes_as_from_python(script: Path, tmp_path: Path) -> None:
     failing = run(script, "raise", tmp_path / "raise.log")
     assert failing.wait(60) == 1
     assert "ValueError: a bad start" in (tmp_path / "raise.log").read_text()
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        sleeper = run(script, "sleep", tmp_path / f"sleep-{sig.name}.log")
-        eventually(lambda: (tmp_path / f"sleep-{sig.name}.log").read_text(), timeout=60, what="the script to start")
+    for sig in (signal.SIGTERM, signal.SIGKILL, signal.SIGINT):
+        log = tmp_path / f"sleep-{sig.name}.log"
+        sleeper = run(script, "sleep", log)
+        eventually(lambda: log.exists() and log.read_text(), timeout=60, what="the script to start")
         assert sleeper.poll() is None
         with pytest.raises(subprocess.TimeoutExpired):
             sleeper.wait(0.01)
