@@ -5,8 +5,9 @@ days later, delivers them the way a system outside AWS reaches an agent: ``Invok
 request named, with a **new session id** (a new microVM, which knows nothing but what Memory holds). No process
 waits those days: not the agent's session (ended at its idle timeout) and not a request held open.
 
-* ``POST /requests`` ``{"investigation_id", "company", "callback_arn"}`` -> 202 ``{"request_id", "delay_days",
-  "due_at", ...}``; the same investigation again -> 200 with the request it already has (one request per
+* ``POST /requests`` ``{"investigation_id", "company", "callback_arn"[, "delay_days"]}`` -> 202 ``{"request_id",
+  "delay_days", "due_at", ...}`` (``delay_days``: the bank's ``--delay-days`` unless the request says); the same
+  investigation again -> 200 with the request it already has (one request per
   investigation: the bank is idempotent too). A malformed request -> 400 with the reason.
 * ``GET /requests`` (all, newest first), ``GET /requests/{id}`` (one, with its deliveries) -> 200, or 404.
 * ``POST /requests/{id}/redeliver`` -> 202: one more delivery of the same records, now (a knob to show that a
@@ -127,6 +128,9 @@ class Bank:
         if not isinstance(callback, str) or not RUNTIME_ARN.fullmatch(callback):
             raise BankError(400, "'callback_arn' must be the ARN of the AgentCore runtime to deliver to "
                                  f"(arn:aws:bedrock-agentcore:<region>:<account>:runtime/<id>), got {callback!r}")
+        delay = body.get("delay_days", self.delay_days)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= 365:
+            raise BankError(400, f"'delay_days' must be a number of lesson days from 0 to 365, got {delay!r}")
         row = self.db.execute("SELECT id FROM requests WHERE investigation_id = ?", (investigation_id,)).fetchone()
         if row is not None:
             return self.describe(row["id"]), False
@@ -135,14 +139,13 @@ class Bank:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             self.db.execute("INSERT INTO requests VALUES (?,?,?,?,?,?)",
-                            (request_id, investigation_id, company.strip(), callback, self.delay_days, now))
-            self._schedule(request_id, "due", now + self.real(self.delay_days * DAY))
+                            (request_id, investigation_id, company.strip(), callback, delay, now))
+            self._schedule(request_id, "due", now + self.real(delay * DAY))
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
-        log.info("request %s for %s (%s): delivery in %g lesson days", request_id, company, investigation_id,
-                 self.delay_days)
+        log.info("request %s for %s (%s): delivery in %g lesson days", request_id, company, investigation_id, delay)
         return self.describe(request_id), True
 
     def redeliver(self, request_id: str) -> dict[str, Any]:
