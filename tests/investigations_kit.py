@@ -82,12 +82,6 @@ class Lab:
         runtime_id = self.team[worker].runtime_id
         return [s for s in runtime_report()["sessions"] if s["runtimeId"] == runtime_id]
 
-    def wait_until_idle(self) -> None:
-        """Until no session of the team is alive: each one ended by its idle timeout once its work was done."""
-        ids = {deployment.runtime_id for deployment in self.team.values()}
-        eventually(lambda: not [s for s in runtime_report()["sessions"] if s["runtimeId"] in ids], 60, 0.1,
-                   what="every session of the team to end")
-
 
 def create_memory(region: str, name: str) -> str:
     """A memory with notebook 06's strategies, ACTIVE."""
