@@ -5,7 +5,9 @@ boto3, ``bedrock_agentcore.memory.MemoryClient``, Strands' ``AgentCoreMemorySess
 ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE`` and ``AWS_ENDPOINT_URL_BEDROCK_AGENTCORE_CONTROL`` point at it.
 Plumbing: read it to see how AWS behaves, not to learn a lesson's pattern.
 
-* ``memory_store``: AgentCore Memory's events and records, durable in SQLite;
+* ``memory_store``: AgentCore Memory's memories and events, durable in SQLite;
+* ``memory_records``: long-term memory (extraction after each event, records, search), part of the same store;
+* ``page_tokens``: the ``nextToken`` of every list operation, opaque and checked;
 * ``extractors``: long-term memory's extraction (facts, summaries, preferences): an offline rule-based stand-in,
   a literal copy, or the model ``LAB_MODEL`` names;
 * ``runtime_sessions``: AgentCore Runtime's runtimes, one process per session, and its session lifecycle;

@@ -69,7 +69,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from lab_helpers import config
 from lab_helpers.emulator import local_iam, shapes
 from lab_helpers.emulator.errors import Invalid, NotFound, StoreError
-from lab_helpers.emulator.memory_store import Store, _encode_token, _offset_token
+from lab_helpers.emulator.memory_store import Store
+from lab_helpers.emulator.page_tokens import encode_token, offset_token
 from lab_helpers.emulator.runtime_sessions import MAX_PAYLOAD_BYTES, SESSION_HEADER, RuntimeService
 
 log = logging.getLogger(__name__)
@@ -349,8 +350,8 @@ async def get_runtime(rt: RuntimeService, call: Call) -> Response:
 
 async def list_runtimes(rt: RuntimeService, call: Call) -> Response:
     max_results = call.input.get("maxResults", 100)
-    runtimes, following = rt.list(max_results, _offset_token(call.input.get("nextToken")))
-    return ok({"agentRuntimes": runtimes, **({"nextToken": _encode_token(following)} if following else {})})
+    runtimes, following = rt.list(max_results, offset_token(call.input.get("nextToken")))
+    return ok({"agentRuntimes": runtimes, **({"nextToken": encode_token(following)} if following else {})})
 
 
 async def update_runtime(rt: RuntimeService, call: Call) -> Response:
