@@ -23,7 +23,8 @@ The model: ``LAB_MODEL`` (:func:`lab_helpers.models.load_model`); offline by def
 (:class:`SupervisorOfflineModel`) that plans with these tools; Bedrock or a local LLM follows the system prompt.
 ``POST /invocations`` with ``{"prompt"[, "memory_id"]}`` -> ``{"answer", "investigation_id", "tools", ...}``.
 AWS counterpart: the same code on AgentCore Runtime; the runtime's role also needs
-``bedrock-agentcore:InvokeAgentRuntime`` on the workers' runtimes. Run: ``python servers/supervisor_agent.py --port 8080``.
+``bedrock-agentcore:InvokeAgentRuntime`` on the workers' runtimes.
+Run: ``python servers/supervisor_agent.py --port 8080``.
 """
 
 from __future__ import annotations
@@ -253,9 +254,8 @@ class SupervisorOfflineModel(OfflineModel):
     def _next(self, messages: Messages, result: dict[str, Any]) -> Turn:
         name, asked = _tool_use(messages, result.get("toolUseId", ""))
         payload = tool_payload(result)
-        if result.get("status") == "error":
+        if result.get("status") == "error" or not isinstance(payload, dict):
             return Turn(f"{OFFLINE_LABEL}{name} failed: {payload}")
-        assert isinstance(payload, dict), payload
         if name == "open_investigation":
             return Turn(f"{OFFLINE_LABEL}Delegating to the retrieval worker.", "delegate",
                         {"investigation_id": payload["investigation_id"], "worker": "retrieval"})

@@ -124,7 +124,8 @@ CHECKS: tuple[Check, ...] = (
     Check("high_risk_jurisdictions", "payments to high-risk jurisdictions", f"""
         SELECT t.counterparty_country AS country, COUNT(*) AS transfers, ROUND(-SUM(t.amount), 2) AS total
         FROM transactions t JOIN accounts a ON a.id = t.account_id JOIN companies c ON c.id = a.company_id
-        WHERE c.name = :company AND t.amount < 0 AND t.counterparty_country IN ({", ".join(f"'{c}'" for c in HIGH_RISK)})
+        WHERE c.name = :company AND t.amount < 0
+          AND t.counterparty_country IN ({", ".join(f"'{c}'" for c in HIGH_RISK)})
         GROUP BY t.counterparty_country HAVING -SUM(t.amount) > 100000 ORDER BY total DESC""",
           lambda company, rows: f"{company} paid " + ", ".join(
               f"{_money(r['total'])} in {r['transfers']} transfers to {r['country']}" for r in rows)
@@ -169,63 +170,78 @@ def _iban(rng: random.Random, country: str, bank: str) -> str:
     return f"{country}{rng.randrange(10, 99)}{bank}{rng.randrange(10**11, 10**12)}"
 
 
+@dataclass
+class _World:
+    """What generation builds before it goes into the database."""
+
+    accounts: dict[str, list[str]] = field(default_factory=dict)  # company -> its account ids, main first
+    directors: dict[str, str] = field(default_factory=dict)  # company -> its director
+    transactions: list[tuple[Any, ...]] = field(default_factory=list)
+    owners: dict[str, tuple[str, str, str]] = field(default_factory=dict)  # account -> holder, country, owner
+
+
 def generate(db: sqlite3.Connection, seed: int = DEFAULT_SEED) -> None:
     """Fill an empty database with the world of ``seed``: ordinary companies, and TechCorp's planted patterns."""
     rng = random.Random(seed)
     db.executescript(SCHEMA)
+    world = _ordinary_business(db, rng)
+    _plant_patterns(world, rng)
+    world.transactions.sort(key=lambda row: (row[1], row[0], row[2]))
+    db.executemany("INSERT INTO transactions (account_id, booked, amount, counterparty, counterparty_country,"
+                   " counterparty_account, reference) VALUES (?,?,?,?,?,?,?)", world.transactions)
+    db.executemany("INSERT INTO beneficial_owners VALUES (?,?,?,?)",
+                   [(account, *owner) for account, owner in world.owners.items()])
+
+
+def _ordinary_business(db: sqlite3.Connection, rng: random.Random) -> _World:
+    """Thirty companies (TechCorp first), their accounts, and a year of ordinary payments in and out."""
+    world = _World()
     names = [SUSPECT] + sorted({f"{rng.choice(_COMPANY_WORDS)} {rng.choice(_SUFFIXES)}" for _ in range(40)})[:29]
-    accounts: dict[str, list[str]] = {}
-    transactions: list[tuple[Any, ...]] = []
-    owners: dict[str, tuple[str, str, str]] = {}
-    directors: set[str] = set()
     for number, name in enumerate(names, start=1):
         country = "US" if name == SUSPECT else rng.choice(_COUNTRIES)
         director = next(d for d in (f"{rng.choice(_FIRST)} {rng.choice(_LAST)}" for _ in iter(int, 1))
-                        if d not in directors)  # one company per director: the bank names whose company it is
-        directors.add(director)
+                        if d not in world.directors.values())  # one company per director: the bank names it
+        world.directors[name] = director
         db.execute("INSERT INTO companies VALUES (?,?,?,?,?)",
                    (number, name, country, "software" if name == SUSPECT else rng.choice(_INDUSTRIES), director))
         for index in range(2 if name == SUSPECT else rng.randint(1, 2)):
             account = _iban(rng, "US", "LAB")
-            opened = "2019-03-14" if (name == SUSPECT and index == 1) else f"{rng.randint(2015, 2023)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}"
+            opened = ("2019-03-14" if (name == SUSPECT and index == 1)
+                      else f"{rng.randint(2015, 2023)}-0{rng.randint(1, 9)}-1{rng.randint(0, 9)}")
             db.execute("INSERT INTO accounts VALUES (?,?,?,?)", (account, number, "USD", opened))
-            accounts.setdefault(name, []).append(account)
-        main = accounts[name][0]
+            world.accounts.setdefault(name, []).append(account)
         for _ in range(rng.randint(40, 80)):  # ordinary business, all year, every company alike
             supplier = rng.choice(_SUPPLIERS)
             out = rng.random() < 0.6
             amount = round(rng.lognormvariate(8.5, 1.0), 2)
             country = "AE" if rng.random() < 0.02 else rng.choice(_COUNTRIES)  # some honest trade with the Gulf
-            transactions.append((main, _day(rng), -amount if out else amount, supplier if out else "Customer payments",
-                                 country, _iban(rng, country, "SUP"), "invoice" if out else "receivable"))
-        owners[f"{name}:director"] = (name, country, director)
-    # TechCorp's planted patterns.
-    director = owners[f"{SUSPECT}:director"][2]
-    main, dormant = accounts[SUSPECT]
-    lagoon = "KY84BLUE000771045"
-    owners[lagoon] = ("Blue Lagoon Holdings Ltd", "KY", director)  # the offshore company is the director's own
-    for week in range(14):
+            world.transactions.append((world.accounts[name][0], _day(rng), -amount if out else amount,
+                                       supplier if out else "Customer payments", country, _iban(rng, country, "SUP"),
+                                       "invoice" if out else "receivable"))
+    return world
+
+
+def _plant_patterns(world: _World, rng: random.Random) -> None:
+    """TechCorp's three patterns: structuring to its director's offshore company, round trips, a dormant account."""
+    main, dormant = world.accounts[SUSPECT]
+    lagoon, northwind = "KY84BLUE000771045", "AE070331234567890"
+    world.owners[lagoon] = ("Blue Lagoon Holdings Ltd", "KY", world.directors[SUSPECT])  # the director's own
+    world.owners[northwind] = ("Northwind Trading FZE", "AE", "Northwind Trading Group")
+    for week in range(14):  # just under the threshold, every few days
         booked = date(2024, 3, 4) + timedelta(days=3 * week + rng.randrange(2))
-        transactions.append((main, booked.isoformat(), -round(rng.uniform(9_400, 9_950), 2), "Blue Lagoon Holdings Ltd",
-                             "KY", lagoon, "consulting fee"))
-    northwind = "AE070331234567890"
-    owners[northwind] = ("Northwind Trading FZE", "AE", "Northwind Trading Group")
+        world.transactions.append((main, booked.isoformat(), -round(rng.uniform(9_400, 9_950), 2),
+                                   "Blue Lagoon Holdings Ltd", "KY", lagoon, "consulting fee"))
     for sent_on, amount, back_days in ((date(2024, 4, 8), 250_000.0, 4), (date(2024, 5, 13), 180_000.0, 3)):
-        transactions.append((main, sent_on.isoformat(), -amount, "Northwind Trading FZE", "AE", northwind,
-                             "hardware order"))
-        transactions.append((main, (sent_on + timedelta(days=back_days)).isoformat(), round(amount * 0.97, 2),
-                             "Northwind Trading FZE", "AE", northwind, "order cancelled, refund"))
+        world.transactions.append((main, sent_on.isoformat(), -amount, "Northwind Trading FZE", "AE", northwind,
+                                   "hardware order"))
+        world.transactions.append((main, (sent_on + timedelta(days=back_days)).isoformat(), round(amount * 0.97, 2),
+                                   "Northwind Trading FZE", "AE", northwind, "order cancelled, refund"))
     for day in range(6):  # the dormant account wakes up in June
         booked = (date(2024, 6, 3) + timedelta(days=2 * day)).isoformat()
-        transactions.append((dormant, booked, 210_000.0 + 1_000 * day, "Meridian Capital", "VG",
-                             "VG21MERI000004411", "loan"))
-        transactions.append((dormant, booked, -205_000.0 - 1_000 * day, "Blue Lagoon Holdings Ltd", "KY", lagoon,
-                             "consulting fee"))
-    transactions.sort(key=lambda row: (row[1], row[0], row[2]))
-    db.executemany("INSERT INTO transactions (account_id, booked, amount, counterparty, counterparty_country,"
-                   " counterparty_account, reference) VALUES (?,?,?,?,?,?,?)", transactions)
-    db.executemany("INSERT INTO beneficial_owners VALUES (?,?,?,?)",
-                   [(account, *owner) for account, owner in owners.items() if ":" not in account])
+        world.transactions.append((dormant, booked, 210_000.0 + 1_000 * day, "Meridian Capital", "VG",
+                                   "VG21MERI000004411", "loan"))
+        world.transactions.append((dormant, booked, -205_000.0 - 1_000 * day, "Blue Lagoon Holdings Ltd", "KY",
+                                   lagoon, "consulting fee"))
 
 
 def companies(db: sqlite3.Connection) -> list[str]:

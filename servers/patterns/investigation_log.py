@@ -69,7 +69,8 @@ class InvestigationRef:
 
     @classmethod
     def from_environment(cls, investigation_id: str, memory_id: str | None = None) -> InvestigationRef:
-        """The investigation in the memory and team the environment names (``LAB_MEMORY_ID``, ``LAB_INVESTIGATION_ACTOR``)."""
+        """The investigation in the memory and team the environment names (``LAB_MEMORY_ID``,
+        ``LAB_INVESTIGATION_ACTOR``)."""
         memory = memory_id or os.environ.get(MEMORY_VARIABLE, "").strip()
         if not memory:
             raise ValueError(f"no memory id: send 'memory_id' or deploy with {MEMORY_VARIABLE} in the environment")
