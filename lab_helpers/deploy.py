@@ -255,7 +255,8 @@ def role_policy(partition: str, region: str, account: str) -> dict[str, Any]:
 
     Logs for the runtime's own log group; Bedrock model calls (foundation models and this account's inference
     profiles) for the agent; AgentCore Memory event operations for the persistent-tasks server and the agent's
-    session manager. No S3, ECR or IAM: direct code deploy reads the zip with the deployer's credentials.
+    session manager; InvokeAgentRuntime on this account's runtimes, for notebook 07's supervisor, which delegates
+    to its workers' runtimes. No S3, ECR or IAM: direct code deploy reads the zip with the deployer's credentials.
     """
     memory = f"arn:{partition}:bedrock-agentcore:{region}:{account}:memory/*"
     return {
@@ -275,6 +276,8 @@ def role_policy(partition: str, region: str, account: str) -> dict[str, Any]:
                         "bedrock-agentcore:DeleteEvent", "bedrock-agentcore:ListSessions",
                         "bedrock-agentcore:RetrieveMemoryRecords"],
              "Resource": memory},
+            {"Sid": "InvokeOtherAgents", "Effect": "Allow", "Action": ["bedrock-agentcore:InvokeAgentRuntime"],
+             "Resource": [f"arn:{partition}:bedrock-agentcore:{region}:{account}:runtime/*"]},
         ],
     }
 

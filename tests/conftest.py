@@ -125,10 +125,11 @@ SLOW_FIRST = ("tests/test_browser.py::",
               "tests/test_notebooks.py::test_notebook_runs_headless[04_",
               "tests/test_notebooks.py::test_notebook_runs_headless[03_",
               "tests/test_notebooks.py::test_notebook_runs_headless[09_",
+              "tests/test_investigation_flow.py::",
+              "tests/test_investigation_agents.py::",
               "tests/test_notebooks.py::test_notebook_runs_headless[08_",
               "tests/test_notebooks.py::test_notebook_runs_headless[01_",
               "tests/test_notebooks.py::test_notebook_runs_headless[06_",
-              "tests/test_notebooks.py::test_notebook_05_",
               "tests/test_notebooks.py::test_notebook_runs_headless[05_",
               "tests/test_notebooks.py::test_notebook_runs_headless[02_")
 

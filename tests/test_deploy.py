@@ -283,7 +283,7 @@ def test_aws_mode_uploads_a_zip_makes_a_role_and_records_both(
     policy = iam.get_role_policy(RoleName=deploy.ROLE_NAME, PolicyName=deploy.ROLE_POLICY_NAME)["PolicyDocument"]
     actions = {action for statement in policy["Statement"] for action in statement["Action"]}
     assert {"logs:PutLogEvents", "bedrock:InvokeModel", "bedrock-agentcore:CreateEvent",
-            "bedrock-agentcore:ListEvents"} <= actions
+            "bedrock-agentcore:ListEvents", "bedrock-agentcore:InvokeAgentRuntime"} <= actions
     assert not [action for action in actions if action.endswith("*") or action.startswith(("iam:", "s3:"))]
 
     assert state(aws)["aws:us-east-1"] == {
