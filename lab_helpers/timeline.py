@@ -5,12 +5,14 @@ The emulator records every state a runtime session passes through (``starting``,
 ``GET /local/runtime-sessions``. Notebook 04 shows :func:`session_table` live while it waits for a rule to end
 a session (:func:`ended_because` says when it has), then turns the log into one bar per session, so the
 lifecycle rules can be *seen*: the busy session outliving the idle timeout, the idle one ended, the long one
-cut at its maximum lifetime.
+cut at its maximum lifetime. Notebook 07 draws days of an investigation with it: a time ``unit`` (lesson days),
+an ``origin`` (the investigation's start) and :class:`Mark` s for what sessions did at a moment (Memory writes).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,8 @@ import httpx
 
 #: Colours of the states in the plot.
 COLOURS = {"starting": "#bbbbbb", "Healthy": "#4c9be8", "HealthyBusy": "#f0a030", "Unresponsive": "#d04040"}
+#: Marker shapes for the kinds of marks, in order of first appearance.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,18 @@ class Segment:
     start: float
     end: float | None
     ended_because: str | None = None  # on a session's last segment, why it ended
+
+
+@dataclass(frozen=True)
+class Mark:
+    """Something a session did at one moment (a Memory write, say), drawn on that session's bar as a marker.
+
+    ``what`` picks the marker: marks of one kind share a shape and one entry in the legend.
+    """
+
+    at: float
+    session_id: str
+    what: str
 
 
 def runtime_report(endpoint: str | None = None) -> dict[str, Any]:
@@ -94,29 +110,57 @@ def segments(transitions: list[dict[str, Any]], runtime_id: str | None = None) -
     return by_session
 
 
-def plot(by_session: dict[str, list[Segment]], labels: dict[str, str] | None = None, now: float | None = None) -> Any:
-    """A horizontal bar per session, coloured by state, with why it ended; returns the matplotlib figure."""
+def plot(by_session: dict[str, list[Segment]], labels: dict[str, str] | None = None, now: float | None = None, *,
+         marks: Sequence[Mark] = (), origin: float | None = None, unit: tuple[str, float] = ("seconds", 1.0),
+         title: str = "runtime sessions (local emulator)") -> Any:
+    """A horizontal bar per session, coloured by state, with why it ended; returns the matplotlib figure.
+
+    ``marks`` on a session's row are drawn as markers, one shape per kind (a mark on a session not drawn raises:
+    it would be lost silently). Times are shown from ``origin`` (default: the first segment's start) in ``unit``:
+    its name and how many seconds it lasts, e.g. ``("lesson days", 12.0)``.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     labels = labels or {}
+    unit_name, unit_seconds = unit
+    if unit_seconds <= 0:
+        raise ValueError(f"a unit must last a positive number of seconds, got {unit_seconds!r}")
+    rows = {session_id: row for row, session_id in enumerate(by_session)}
+    stray = sorted({mark.session_id for mark in marks} - set(rows))
+    if stray:
+        raise ValueError(f"marks on sessions without a bar: {', '.join(stray)}")
     starts = [segment.start for session in by_session.values() for segment in session]
-    origin = min(starts) if starts else 0.0
-    latest = max([s.end or s.start for session in by_session.values() for s in session] + [now or 0.0])
-    fig, ax = plt.subplots(figsize=(9, 0.6 * len(by_session) + 1.2))
-    for row, (session_id, session) in enumerate(by_session.items()):
+    origin = origin if origin is not None else (min(starts) if starts else 0.0)
+    latest = max([s.end or s.start for session in by_session.values() for s in session]
+                 + [mark.at for mark in marks] + [now or 0.0])
+
+    def x(at: float) -> float:
+        return (at - origin) / unit_seconds
+
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(by_session) + 1.4))
+    for row, session in enumerate(by_session.values()):
         for segment in session:
             end = segment.end if segment.end is not None else latest
-            ax.barh(row, end - segment.start, left=segment.start - origin, color=COLOURS.get(segment.state, "#888888"),
-                    edgecolor="white")
+            ax.barh(row, (end - segment.start) / unit_seconds, left=x(segment.start),
+                    color=COLOURS.get(segment.state, "#888888"), edgecolor="white", linewidth=0.3)
             if segment.ended_because:
-                ax.text(end - origin, row, f"  {segment.ended_because}", va="center", fontsize=8)
+                ax.text(x(end), row, f"  {segment.ended_because}", va="center", fontsize=8)
+    kinds = list(dict.fromkeys(mark.what for mark in marks))
+    shapes = {kind: MARKERS[i % len(MARKERS)] for i, kind in enumerate(kinds)}
+    for kind in kinds:
+        mine = [mark for mark in marks if mark.what == kind]
+        ax.scatter([x(mark.at) for mark in mine], [rows[mark.session_id] for mark in mine], marker=shapes[kind],
+                   s=22, facecolor="black", edgecolor="white", linewidth=0.4, zorder=3)
     ax.set_yticks(range(len(by_session)), [labels.get(s, s[:18]) for s in by_session])
     ax.invert_yaxis()
-    ax.set_xlim(0, (latest - origin) * 1.2 + 0.1)  # room for the last "why it ended"
-    ax.set_xlabel("seconds")
+    ax.set_xlim(min(0.0, x(min(starts, default=origin))), x(latest) * 1.2 + 0.1 / unit_seconds)  # room for "why"
+    ax.set_xlabel(unit_name)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colour) for colour in COLOURS.values()]
-    ax.legend(handles, list(COLOURS), loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(by_session or [1])),
-              ncol=len(COLOURS), fontsize=8, frameon=False)
-    ax.set_title("runtime sessions (local emulator)")
+    handles += [Line2D([], [], marker=shapes[kind], color="black", linestyle="none") for kind in kinds]
+    names = list(COLOURS) + kinds
+    ax.legend(handles, names, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.3 / len(by_session or [1])),
+              ncol=min(len(names), 5), fontsize=8, frameon=False)
+    ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import matplotlib
+import pytest
 
-from lab_helpers.timeline import Segment, ended_because, plot, segments, session_table
+from lab_helpers.timeline import Mark, Segment, ended_because, plot, segments, session_table
 
 matplotlib.use("Agg")
 
@@ -40,6 +41,20 @@ def test_all_runtimes_without_a_filter_and_a_plot_with_a_row_per_session() -> No
     (axes,) = figure.axes
     assert [label.get_text() for label in axes.get_yticklabels()] == ["busy one", "b", "c"]
     assert any(text.get_text().strip() == "idle timeout" for text in axes.texts)
+
+
+def test_marks_sit_on_their_session_s_row_one_shape_per_kind_in_the_chosen_unit() -> None:
+    by_session = segments(LOG, "rt-1")
+    marks = [Mark(2.0, "a", "finding"), Mark(3.0, "a", "finding"), Mark(3.5, "b", "report")]
+    figure = plot(by_session, marks=marks, origin=-1.0, unit=("lesson days", 2.0))
+    (axes,) = figure.axes
+    assert axes.get_xlabel() == "lesson days"
+    finding, report = axes.collections
+    assert finding.get_offsets().tolist() == [[1.5, 0.0], [2.0, 0.0]], "(at - origin) / 2 s, on row 0 (session a)"
+    assert report.get_offsets().tolist() == [[2.25, 1.0]]
+    assert [text.get_text() for text in axes.get_legend().get_texts()][-2:] == ["finding", "report"]
+    with pytest.raises(ValueError, match="marks on sessions without a bar: zzz"):
+        plot(by_session, marks=[Mark(1.0, "zzz", "finding")])
 
 
 def live(session: str, ping: str, idle: float, age: float) -> dict:
