@@ -123,6 +123,7 @@ def agentcore(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalAgentCo
 #: Started first, longest first: a long notebook started last would end the run alone on one worker.
 SLOW_FIRST = ("tests/test_browser.py::",
               "tests/test_notebooks.py::test_notebook_runs_headless[04_",
+              "tests/test_notebooks.py::test_notebook_runs_headless[07_",
               "tests/test_notebooks.py::test_notebook_runs_headless[03_",
               "tests/test_notebooks.py::test_notebook_runs_headless[09_",
               "tests/test_investigation_flow.py::",

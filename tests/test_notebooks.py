@@ -98,7 +98,7 @@ def test_the_lessons_are_there() -> None:
     assert [path.name for path in NOTEBOOKS] == [
         "00_setup.ipynb", "01_context_messaging.ipynb", "02_async_tasks.ipynb", "03_persistent_tasks.ipynb",
         "04_runtime_async_agents.ipynb", "05_mcp_native_tasks.ipynb", "06_memory_for_days.ipynb",
-        "08_tasks_that_ask_and_tell.ipynb", "09_tasks_that_scale_out.ipynb"]
+        "07_days_long_work.ipynb", "08_tasks_that_ask_and_tell.ipynb", "09_tasks_that_scale_out.ipynb"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
