@@ -107,7 +107,8 @@ def request_records(payload: dict[str, Any], session_id: str | None) -> dict[str
         raise HTTPException(502, f"the bank refused the request ({reply.status_code}): {reply.text[:500]}")
     request = reply.json()
     record(memory_client(settings.region), ref, "bank_requested",
-           {"request_id": request["request_id"], "company": company, "due_in_days": request.get("delay_days")},
+           {"request_id": request["request_id"], "company": company, "due_in_days": request.get("delay_days"),
+            "session_id": session_id},
            by=WORKER, once_as="bank-request")
     return {**answer, "status": "accepted", "request_id": request["request_id"],
             "due_in_days": request.get("delay_days")}
