@@ -80,7 +80,10 @@ def test_a_question_is_pushed_and_the_watch_goes_on_after_the_answer(server: Ser
     paused = epochs_in(pushed)[-1]
     assert epochs_in(pushed) == list(range(epochs_in(pushed)[0], paused + 1))
     assert final["status"] == "completed" and after[-1] == ("completed", None)
-    assert final["result"]["structuredContent"]["epochs_run"] == paused
+    # "stop" trains no further epoch. The last epoch before the pause may reach the watcher only in Docket's
+    # state, not as its own progress event (a progress write and the pause can land in one read), hence the +1.
+    assert paused <= final["result"]["structuredContent"]["epochs_run"] <= paused + 1
+    assert not [epoch for epoch in epochs_in(after) if epoch > final["result"]["structuredContent"]["epochs_run"]]
 
 
 def test_watching_an_unknown_task_is_a_clear_tool_error(server: ServerProcess) -> None:
