@@ -607,7 +607,7 @@ def _away(seen: _Conversation) -> str:
     return "Here is what the task server recorded in memory while you were away:\n" + "\n".join(lines)
 
 
-def _tool_call_for(tool_use_id: str, messages: Messages) -> tuple[str, dict[str, Any]]:
+def tool_call_for(tool_use_id: str, messages: Messages) -> tuple[str, dict[str, Any]]:
     """The name and input of the tool call a result answers."""
     for message in reversed(messages):
         for block in message.get("content", []):
@@ -630,7 +630,7 @@ def _request_text(messages: Messages) -> str:
 
 def _answer_tool_result(tool_result: dict[str, Any], messages: Messages) -> str:
     """Put a tool's answer into plain words."""
-    name, tool_input = _tool_call_for(tool_result.get("toolUseId", ""), messages)
+    name, tool_input = tool_call_for(tool_result.get("toolUseId", ""), messages)
     wanted = next((tool for tool in (TRAIN, STATUS, RESULTS, LIST, CANCEL) if _tool([name], tool)), name)
     if name == BACKGROUND and tool_result.get("status") != "error":
         return _answer_background(background_payload(tool_result), messages)

@@ -44,7 +44,7 @@ from strands.types.content import Messages
 
 from lab_helpers import config
 from lab_helpers.http_serving import parse_args, run_app
-from lab_helpers.models import OFFLINE_LABEL, OfflineModel, Turn, describe_model, load_model, tool_payload
+from lab_helpers.models import OFFLINE_LABEL, OfflineModel, Turn, describe_model, load_model, tool_call_for, tool_payload
 from patterns.investigation_log import (ACTOR_VARIABLE, DEFAULT_ACTOR, MEMORY_VARIABLE, Investigation,
                                         InvestigationRef, check_investigation_id, find_investigation_id,
                                         investigation_ids, invoke_agent, memory_client, new_investigation_id,
@@ -201,23 +201,13 @@ _STATUS = re.compile(r"\b(?:what did (?:we|you) find|find(?:ing)?s|status|stand|
                      r"|what happened|news|progress)\b", re.IGNORECASE)
 
 
-def _tool_use(messages: Messages, tool_use_id: str) -> tuple[str, dict[str, Any]]:
-    """The name and input of the tool call a result answers."""
-    for message in reversed(messages):
-        for block in message.get("content", []):
-            use = block.get("toolUse")
-            if use and use.get("toolUseId") == tool_use_id:
-                return use.get("name", "?"), use.get("input") or {}
-    return "?", {}
-
-
 def _tool_results(messages: Messages, name: str) -> list[dict[str, Any]]:
     """What every successful call of tool ``name`` in this conversation returned, oldest first."""
     found = []
     for message in messages:
         for block in message.get("content", []):
             result = block.get("toolResult")
-            if result and result.get("status") != "error" and _tool_use(messages, result["toolUseId"])[0] == name:
+            if result and result.get("status") != "error" and tool_call_for(result["toolUseId"], messages)[0] == name:
                 payload = tool_payload(result)
                 if isinstance(payload, dict):
                     found.append(payload)
@@ -252,7 +242,7 @@ class SupervisorOfflineModel(OfflineModel):
                     "found (\"What did we find in inv-...?\"). For a real model, set LAB_MODEL.")
 
     def _next(self, messages: Messages, result: dict[str, Any]) -> Turn:
-        name, asked = _tool_use(messages, result.get("toolUseId", ""))
+        name, asked = tool_call_for(result.get("toolUseId", ""), messages)
         payload = tool_payload(result)
         if result.get("status") == "error" or not isinstance(payload, dict):
             return Turn(f"{OFFLINE_LABEL}{name} failed: {payload}")
